@@ -1,0 +1,118 @@
+"""The `clusterflow` command line."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from schemas.parameters import MAX_K_VALUES, MODES
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--roles", help="roles file (YAML or JSON, column: role)")
+    parser.add_argument("--k", type=int, nargs="+", help=f"cluster counts to try (at most {MAX_K_VALUES}, each 2..100)")
+    parser.add_argument("--algorithms", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
+                        help="comma-separated: kmeans,gmm,ward,hdbscan (default: all of the mode)")
+    parser.add_argument("--mode", choices=MODES, default="comprehensive",
+                        help="comprehensive: every algorithm; quick: k-means and HDBSCAN")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--validation-fraction", type=float, default=0.2)
+    parser.add_argument("--weights", type=_parse_weights, help="per-modality weights, e.g. numeric=1,categorical=2")
+    parser.add_argument("--dask-address", help="an existing Dask scheduler (default: a local cluster)")
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    try:
+        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError("weights look like numeric=1,categorical=2") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clusterflow", description="Multimodal clustering as Prefect workflows.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="cluster a table and publish a run folder")
+    run.add_argument("data", help="CSV, Parquet or JSON Lines; local path or fsspec URI (s3://...)")
+    run.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
+    _add_run_options(run)
+
+    predict = commands.add_parser("predict", help="assign clusters to a new table with a published model")
+    predict.add_argument("model", help="a run folder (its top model) or RUN/models/<model_id>")
+    predict.add_argument("data")
+    predict.add_argument("--out", required=True, help="output Parquet file (a folder when partitioned)")
+    predict.add_argument("--blocksize", help="score over Dask partitions of this size (e.g. 64MB)")
+    predict.add_argument("--dask-address")
+
+    demo = commands.add_parser("demo", help="generate a sample table with planted segments and cluster it")
+    demo.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
+    demo.add_argument("--rows", type=int, default=2000)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    from clusterflow.errors import ClusterflowError, InputValidationError
+
+    try:
+        return COMMANDS[args.command](args)
+    except InputValidationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ClusterflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args) -> int:
+    from flows.cluster import cluster
+
+    run_uri = cluster(data=args.data, roles=args.roles, k=args.k, algorithms=args.algorithms, mode=args.mode,
+                      out=args.out, seed=args.seed, validation_fraction=args.validation_fraction,
+                      weights=args.weights, dask_address=args.dask_address)
+    _print_run(run_uri)
+    return 0
+
+
+def _print_run(run_uri: str) -> None:
+    from clusterflow.leaderboard import format_leaderboard
+    from clusterflow.runs import read_leaderboard
+    from clusterflow.storage import RunFolder
+
+    folder = RunFolder(run_uri)
+    manifest = folder.manifest()
+    print("\nLeaderboard (validation silhouette, best first):")
+    print(format_leaderboard(read_leaderboard(folder)))
+    print(f"\nTop model: {manifest['top_model']}")
+    print(f"Run folder: {run_uri}")
+
+
+def _predict(args) -> int:
+    from flows.predict import predict
+
+    predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address)
+    return 0
+
+
+def _demo(args) -> int:
+    from clusterflow.samples import write_demo_table
+
+    data_uri, labels = write_demo_table(args.rows)
+    from flows.cluster import cluster
+
+    run_uri = cluster(data=data_uri, out=args.out)
+    _print_run(run_uri)
+    from clusterflow.samples import agreement_with_planted
+
+    print(f"Adjusted Rand index of the top model vs the planted segments: {agreement_with_planted(run_uri, labels):.3f}")
+    return 0
+
+
+COMMANDS = {"run": _run, "predict": _predict, "demo": _demo}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The `cluster` flow: load -> validate -> featurize -> fan-out on Dask -> leaderboard -> publish."""
+from __future__ import annotations
+
+from prefect import flow, unmapped
+
+from clusterflow import runs
+from clusterflow.compute import SharedMatrices, dask_client
+from clusterflow.storage import RunFolder
+from schemas.parameters import parse_parameters
+from tasks.cluster import (candidate_outcome, load_input, prepare_features, publish_artifacts, publish_run,
+                           train_candidate)
+
+
+@flow(name="cluster", flow_run_name="cluster-{data}", log_prints=True)
+def cluster(
+    data: str,
+    roles: str | None = None,
+    k: list[int] | None = None,
+    algorithms: list[str] | None = None,
+    mode: str = "comprehensive",
+    out: str | None = None,
+    seed: int = 0,
+    validation_fraction: float = 0.2,
+    weights: dict[str, float] | None = None,
+    dask_address: str | None = None,
+    storage_options: dict | None = None,
+) -> str:
+    """Cluster the table at ``data`` and publish a run folder; returns the run's URI."""
+    params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
+                              validation_fraction=validation_fraction, weights=weights)
+    run_id = runs.new_run_id(data)
+    run_uri = runs.runs_root_uri(out, data, run_id)
+    RunFolder(run_uri, storage_options).ensure_unpublished()
+
+    inputs = load_input(data, roles, storage_options)
+    prepared = prepare_features(inputs, params)
+    with dask_client(dask_address) as client:
+        shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation)
+        futures = train_candidate.map(prepared.specs, unmapped(shared), params.silhouette_sample)
+        futures.wait()
+        results = [candidate_outcome(spec, future.state) for spec, future in zip(prepared.specs, futures)]
+    manifest = publish_run(run_uri, run_id, inputs, prepared, results, params, storage_options)
+    publish_artifacts(run_uri, manifest, storage_options)
+    return run_uri

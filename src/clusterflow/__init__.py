@@ -1,0 +1,5 @@
+"""clusterflow: multimodal clustering — featurize, fan out over algorithm x k, rank by silhouette."""
+from .model import ClusterModel, load_model
+
+__all__ = ["ClusterModel", "load_model"]
+__version__ = "0.1.0"

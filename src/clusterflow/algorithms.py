@@ -1,0 +1,184 @@
+"""The registry of clustering algorithms and what each can do.
+
+Every algorithm becomes a :class:`Clusterer`: a scikit-learn estimator with
+``fit``, ``predict`` and ``predict_proba``. Algorithms that cannot assign new points
+themselves (``predict=None``) get the inductive path: a k-nearest-neighbours
+classifier fitted on their training labels. Algorithms whose cost grows fast with
+the row count are fitted on a seeded sample (``max_fit_rows``) and the remaining
+rows are assigned by prediction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import hdbscan
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+NOISE = -1
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What the fan-out and the model need to know about one clustering algorithm.
+
+    ``build(k, seed, n_rows)`` returns an unfitted estimator; ``predict`` and
+    ``proba`` assign new points natively (None: use the inductive path).
+    """
+
+    name: str
+    takes_k: bool
+    build: Callable[[int | None, int, int], BaseEstimator]
+    description: str
+    predict: Callable | None = None
+    proba: Callable | None = None
+    max_fit_rows: int | None = None
+    quick: bool = False
+
+
+def _kmeans_proba(estimator: KMeans, X: np.ndarray, temperature: float) -> np.ndarray:
+    # Soft assignment: softmax of negative squared distances, in units of the mean
+    # squared distance of training points to their centre.
+    distances = estimator.transform(X) ** 2
+    return softmax(-distances / temperature, axis=1)
+
+
+def _hdbscan_predict(estimator: hdbscan.HDBSCAN, X: np.ndarray) -> np.ndarray:
+    return hdbscan.approximate_predict(estimator, X)[0]
+
+
+def _hdbscan_proba(estimator: hdbscan.HDBSCAN, X: np.ndarray) -> np.ndarray:
+    return np.atleast_2d(hdbscan.membership_vector(estimator, X))
+
+
+def _min_cluster_size(n_rows: int) -> int:
+    return max(10, round(0.02 * n_rows))
+
+
+REGISTRY: dict[str, Algorithm] = {
+    a.name: a
+    for a in [
+        Algorithm(
+            "kmeans", True,
+            lambda k, seed, n: KMeans(n_clusters=k, n_init=3, random_state=seed),
+            "k-means (scikit-learn, k-means++ init, best of 3)",
+            predict=lambda est, X: est.predict(X), quick=True,
+        ),
+        Algorithm(
+            "gmm", True,
+            lambda k, seed, n: GaussianMixture(n_components=k, covariance_type="full", n_init=1,
+                                               reg_covar=1e-4, random_state=seed),
+            "Gaussian mixture, full covariance",
+            predict=lambda est, X: est.predict(X), proba=lambda est, X: est.predict_proba(X),
+        ),
+        Algorithm(
+            "ward", True,
+            lambda k, seed, n: AgglomerativeClustering(n_clusters=k, linkage="ward"),
+            "Ward agglomerative clustering; new rows assigned by a k-NN classifier on its labels",
+            max_fit_rows=10_000,
+        ),
+        Algorithm(
+            "hdbscan", False,
+            lambda k, seed, n: hdbscan.HDBSCAN(min_cluster_size=_min_cluster_size(n),
+                                               min_samples=min(_min_cluster_size(n), 10),
+                                               prediction_data=True, core_dist_n_jobs=1),
+            "HDBSCAN (finds the cluster count; rows in no cluster are noise, -1)",
+            predict=_hdbscan_predict, proba=_hdbscan_proba, max_fit_rows=20_000, quick=True,
+        ),
+    ]
+}
+
+
+def algorithms_for(mode: str, names: list[str] | None = None) -> list[Algorithm]:
+    """The algorithms of a run: the named ones, or every one of the mode."""
+    if names:
+        unknown = [n for n in names if n not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown algorithm(s) {unknown}; known: {sorted(REGISTRY)}")
+        return [REGISTRY[n] for n in names]
+    return [a for a in REGISTRY.values() if mode == "comprehensive" or a.quick]
+
+
+class Clusterer(ClusterMixin, BaseEstimator):
+    """Any registered algorithm behind one estimator API with per-cluster probabilities.
+
+    Parameters
+    ----------
+    algorithm : str
+        A name in :data:`REGISTRY`.
+    n_clusters : int or None
+        The cluster count for algorithms that take one.
+    random_state : int
+        Seed for the algorithm and for the fitting sample.
+
+    Attributes
+    ----------
+    estimator_ : the fitted algorithm.
+    classifier_ : the inductive classifier, for algorithms that cannot predict.
+    clusters_ : ndarray of the cluster labels (noise excluded).
+    labels_ : labels of the training rows.
+    fit_rows_ : how many rows the algorithm itself was fitted on.
+    """
+
+    def __init__(self, algorithm: str = "kmeans", n_clusters: int | None = None, random_state: int = 0):
+        self.algorithm = algorithm
+        self.n_clusters = n_clusters
+        self.random_state = random_state
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64)
+        spec = REGISTRY[self.algorithm]
+        if spec.takes_k and self.n_clusters is None:
+            raise ValueError(f"{self.algorithm} needs n_clusters")
+        sample = np.arange(len(X))
+        if spec.max_fit_rows and len(X) > spec.max_fit_rows:
+            sample = np.sort(np.random.default_rng(self.random_state).choice(len(X), spec.max_fit_rows, replace=False))
+        X_fit = X[sample]
+        self.fit_rows_ = len(X_fit)
+        self.estimator_ = spec.build(self.n_clusters, self.random_state, len(X_fit)).fit(X_fit)
+        fit_labels = np.asarray(self.estimator_.labels_ if hasattr(self.estimator_, "labels_")
+                                else self.estimator_.predict(X_fit))
+        self.clusters_ = np.unique(fit_labels[fit_labels != NOISE])
+        if spec.predict is None:
+            clustered = fit_labels != NOISE
+            self.classifier_ = KNeighborsClassifier(n_neighbors=min(15, int(clustered.sum())), weights="distance")
+            self.classifier_.fit(X_fit[clustered], fit_labels[clustered])
+        if isinstance(self.estimator_, KMeans):
+            self.temperature_ = max(self.estimator_.inertia_ / len(X_fit), 1e-12)
+        self.labels_ = fit_labels if len(sample) == len(X) else self._predict(X)
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster label of each row (-1 = noise, for density algorithms)."""
+        check_is_fitted(self)
+        return self._predict(validate_data(self, X, dtype=np.float64, reset=False))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Membership probability of each row in each cluster of ``clusters_``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        spec = REGISTRY[self.algorithm]
+        if len(self.clusters_) == 0:
+            return np.zeros((len(X), 0))
+        if isinstance(self.estimator_, KMeans):
+            return _kmeans_proba(self.estimator_, X, self.temperature_)
+        if spec.proba is not None:
+            return spec.proba(self.estimator_, X)
+        if spec.predict is None:
+            return self.classifier_.predict_proba(X)
+        labels = spec.predict(self.estimator_, X)
+        return (labels[:, None] == self.clusters_[None, :]).astype(float)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        spec = REGISTRY[self.algorithm]
+        if spec.predict is None:
+            if len(self.clusters_) == 0:
+                return np.full(len(X), NOISE)
+            return self.classifier_.predict(X)
+        return np.asarray(spec.predict(self.estimator_, X)).astype(int)

@@ -1,0 +1,53 @@
+"""The Dask cluster a run computes on: a local one by default, or an existing scheduler.
+
+Prefect tasks stay in the flow's process (so they work with or without a Prefect
+server); the compute they start runs on Dask workers, which need no Prefect at all.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+from distributed import Client, Future, LocalCluster
+
+
+@contextmanager
+def dask_client(address: str | None = None, n_workers: int | None = None) -> Iterator[Client]:
+    """A client to ``address``, or to a new local cluster of worker processes (closed on exit).
+
+    The local cluster has one single-threaded worker per core, and each fit limits its
+    BLAS/OpenMP threads to one, so candidates run side by side without oversubscribing.
+    """
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    n_workers = n_workers or max(1, os.cpu_count() or 1)
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=":0", silence_logs=logging.WARNING) as cluster, Client(cluster) as client:
+        yield client
+
+
+def threads_per_fit(client: Client) -> int:
+    """BLAS threads each fit may use: the machine's cores shared among the worker threads."""
+    workers = client.scheduler_info()["workers"].values()
+    threads = sum(w["nthreads"] for w in workers) or 1
+    return max(1, (os.cpu_count() or 1) // threads) if len(workers) else 1
+
+
+@dataclass
+class SharedMatrices:
+    """The train and validation matrices, sent to every worker once (by reference after)."""
+
+    train: Future
+    validation: Future
+    threads: int
+
+    @classmethod
+    def scatter(cls, client: Client, train: np.ndarray, validation: np.ndarray) -> "SharedMatrices":
+        train_f, validation_f = client.scatter([train, validation], broadcast=True, hash=False)
+        return cls(train_f, validation_f, threads_per_fit(client))

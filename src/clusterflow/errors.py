@@ -1,0 +1,57 @@
+"""Errors that carry a user-facing report: what was wrong, where, and what to do."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One failed rule on the input: the column, the rows, the rule and a hint."""
+
+    rule: str
+    column: str | None = None
+    rows: tuple = ()
+    hint: str = ""
+    n_rows: int | None = field(default=None)
+
+    def describe(self, max_rows: int = 10) -> str:
+        where = f"column {self.column!r}" if self.column is not None else "table"
+        text = f"{where}: {self.rule}"
+        if self.rows:
+            total = self.n_rows if self.n_rows is not None else len(self.rows)
+            shown = ", ".join(str(r) for r in self.rows[:max_rows])
+            more = f" and {total - max_rows} more" if total > max_rows else ""
+            text += f" (rows {shown}{more})"
+        if self.hint:
+            text += f" -> {self.hint}"
+        return text
+
+
+class ClusterflowError(Exception):
+    """Base class of every error clusterflow raises on purpose."""
+
+
+class InputValidationError(ClusterflowError, ValueError):
+    """The input table, its roles or the run parameters broke one or more rules.
+
+    All problems found are collected and reported together, as pandera's lazy
+    validation does.
+    """
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} problem(s) with the input:"]
+        lines += [f"  - {p.describe()}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class RunExistsError(ClusterflowError, FileExistsError):
+    """The output folder already holds a published run; it is never overwritten."""
+
+
+class RunNotFoundError(ClusterflowError, FileNotFoundError):
+    """No complete run (a manifest with status 'complete') at the given location."""
+
+
+class AllCandidatesFailedError(ClusterflowError, RuntimeError):
+    """Every (algorithm, k) candidate failed to train, so there is no model to publish."""

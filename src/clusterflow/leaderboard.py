@@ -1,0 +1,51 @@
+"""The leaderboard: one row per candidate, ranked by validation silhouette."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from .training import CandidateResult
+
+COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette", "calinski_harabasz",
+           "davies_bouldin", "noise_fraction", "fit_seconds", "score_seconds", "fit_rows", "cluster_sizes",
+           "status", "error", "note"]
+
+
+def build_leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
+    """Rank candidates: best silhouette first; undefined scores, then failures, last."""
+    rows = []
+    for r in results:
+        s = r.scores
+        rows.append({
+            "model_id": r.spec.model_id, "algorithm": r.spec.algorithm,
+            "k_requested": r.spec.k if r.spec.k is not None else pd.NA,
+            "clusters": len(r.clusterer.clusters_) if r.ok else pd.NA,
+            "silhouette": s.get("silhouette", np.nan), "calinski_harabasz": s.get("calinski_harabasz", np.nan),
+            "davies_bouldin": s.get("davies_bouldin", np.nan), "noise_fraction": s.get("noise_fraction", np.nan),
+            "fit_seconds": r.fit_seconds, "score_seconds": r.score_seconds,
+            "fit_rows": r.clusterer.fit_rows_ if r.ok else pd.NA,
+            "cluster_sizes": json.dumps(s.get("cluster_sizes", {})),
+            "status": "ok" if r.ok else "failed", "error": r.error or "", "note": s.get("note", ""),
+        })
+    board = pd.DataFrame(rows, columns=COLUMNS[1:])
+    board["_failed"] = board["status"] != "ok"
+    board = board.sort_values(["_failed", "silhouette", "model_id"], ascending=[True, False, True],
+                              na_position="last", kind="stable").drop(columns="_failed")
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    return board.astype({"k_requested": "Int64", "clusters": "Int64", "fit_rows": "Int64"}).reset_index(drop=True)
+
+
+def top_model_id(board: pd.DataFrame) -> str:
+    """The best model with a defined silhouette, else the first that trained."""
+    ok = board[board["status"] == "ok"]
+    scored = ok[ok["silhouette"].notna()]
+    return str((scored if len(scored) else ok).iloc[0]["model_id"])
+
+
+def format_leaderboard(board: pd.DataFrame, limit: int = 20) -> str:
+    """A plain-text table of the leaderboard for the terminal."""
+    shown = board[["rank", "model_id", "clusters", "silhouette", "calinski_harabasz", "davies_bouldin",
+                   "noise_fraction", "fit_seconds", "status"]].head(limit)
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -1,0 +1,48 @@
+"""What every modality provides, and the block scaler that balances modalities."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+
+@dataclass(frozen=True)
+class Modality:
+    """A block of the feature matrix: its roles, and a featurizer factory for its columns."""
+
+    name: str
+    roles: tuple[str, ...]
+    make_featurizer: Callable[[list[str]], TransformerMixin]
+    description: str
+
+
+class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Scale a block so that the sum of its columns' variances equals ``total_variance``.
+
+    Placed last in each modality's featurizer, it makes a block's weight independent
+    of its width: a 384-wide text embedding and one numeric column each carry the
+    variance they are given, not the variance their width would give them.
+
+    Parameters
+    ----------
+    total_variance : float, default=1.0
+        The block's total variance after scaling (its number of input columns times
+        the user's weight for the modality).
+    """
+
+    def __init__(self, total_variance: float = 1.0):
+        self.total_variance = total_variance
+
+    def fit(self, X, y=None):
+        X = validate_data(self, X, dtype=np.float64, ensure_all_finite=True)
+        total = float(X.var(axis=0).sum())
+        self.scale_ = float(np.sqrt(self.total_variance / total)) if total > 0 else 0.0
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=True)
+        return X * self.scale_

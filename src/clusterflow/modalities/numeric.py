@@ -1,0 +1,28 @@
+"""Numeric columns: median impute with a missing flag, robust scaling."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, RobustScaler
+
+from ..roles import as_numbers
+from .base import Modality
+
+
+def to_numbers(frame: pd.DataFrame) -> np.ndarray:
+    """Columns as floats; missing tokens and booleans handled as in role inference."""
+    return np.column_stack([as_numbers(frame[c]).to_numpy() for c in frame.columns])
+
+
+def make_numeric_featurizer(columns: list[str]):
+    return make_pipeline(
+        FunctionTransformer(to_numbers, feature_names_out="one-to-one"),
+        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+        RobustScaler(),
+    )
+
+
+NUMERIC = Modality("numeric", ("numeric",), make_numeric_featurizer,
+                   "median impute + missing flag, robust scaling")

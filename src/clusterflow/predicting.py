@@ -1,0 +1,81 @@
+"""Score new tables with a published model: in memory, or over Dask partitions when large."""
+from __future__ import annotations
+
+import os
+
+import dask
+import dask.dataframe as dd
+import fsspec
+import numpy as np
+import pandas as pd
+
+from .errors import RunExistsError
+from .model import ClusterModel
+from .storage import RunFolder, frame_to_parquet_bytes, read_table, table_format
+
+PARTITIONED_ABOVE_BYTES = 256 * 2**20
+
+
+def should_partition(data_uri: str, storage_options: dict | None = None) -> bool:
+    """Tables larger than :data:`PARTITIONED_ABOVE_BYTES` on storage are scored by partition."""
+    fs, path = fsspec.core.url_to_fs(data_uri, **(storage_options or {}))
+    return fs.size(path) > PARTITIONED_ABOVE_BYTES
+
+
+def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_options: dict | None = None) -> int:
+    """Assign every row of ``data_uri`` in memory; write one Parquet file in one write. Returns rows."""
+    assignments = model.predict(read_table(data_uri, storage_options))
+    fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
+    parent = os.path.dirname(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    fs.pipe_file(path, frame_to_parquet_bytes(assignments))
+    return len(assignments)
+
+
+def read_partitioned(data_uri: str, blocksize: str | int, storage_options: dict | None = None) -> dd.DataFrame:
+    fmt = table_format(data_uri)
+    options = {"storage_options": storage_options or {}}
+    if fmt == "csv":
+        return dd.read_csv(data_uri, blocksize=blocksize, assume_missing=True, dtype=object, **options)
+    if fmt == "parquet":
+        return dd.read_parquet(data_uri, split_row_groups="adaptive", **options)
+    return dd.read_json(data_uri, lines=True, blocksize=blocksize, **options)
+
+
+def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blocksize: str | int = "64MB",
+                        storage_options: dict | None = None) -> int:
+    """Assign rows partition by partition on the current Dask client; write a Parquet dataset.
+
+    Rows keep their 0-based position in the whole table (``row_id`` and error reports),
+    so the output equals the in-memory path's. Returns the row count.
+    """
+    out = RunFolder(out_uri, storage_options)
+    if out.fs.exists(out.path):
+        raise RunExistsError(f"{out_uri} exists; partitioned predictions never overwrite: choose another --out")
+    frame = read_partitioned(data_uri, blocksize, storage_options)
+    lengths = frame.map_partitions(len).compute()
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    meta = model.predict(_infer_numbers(frame.head(1, npartitions=-1))).iloc[:0]
+    assignments = frame.map_partitions(_assign_partition, dask.delayed(model), offsets, meta=meta,
+                                       align_dataframes=False)
+    assignments.to_parquet(out_uri, write_index=False, storage_options=storage_options or {})
+    return int(sum(lengths))
+
+
+def _assign_partition(part: pd.DataFrame, model: ClusterModel, offsets: list[int],
+                      partition_info: dict | None = None) -> pd.DataFrame:
+    offset = offsets[partition_info["number"]] if partition_info else 0
+    part = _infer_numbers(part).set_axis(pd.RangeIndex(offset, offset + len(part)))
+    return model.assignments(part, model.transform(part), row_offset=offset)
+
+
+def _infer_numbers(part: pd.DataFrame) -> pd.DataFrame:
+    """Columns read as strings become numbers where every present value parses, as pandas infers."""
+    converted = {}
+    for name in part.columns:
+        if part[name].dtype == object:
+            numbers = pd.to_numeric(part[name], errors="coerce")
+            if numbers.notna().sum() == part[name].notna().sum():
+                converted[name] = numbers
+    return part.assign(**converted)

@@ -1,0 +1,180 @@
+"""Column roles: inference from the data, and overrides from a roles file.
+
+Inference runs an ordered list of rules over each column; the first rule that
+decides gives the role and the reason, so the decision can be shown to the user
+(``clusterflow inspect``) and recorded in the manifest.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import fsspec
+import numpy as np
+import pandas as pd
+import yaml
+
+from .errors import InputValidationError, Problem
+
+ROLES = ("numeric", "categorical", "text", "image", "geo", "latitude", "longitude", "datetime", "id", "ignore")
+FEATURE_ROLES = frozenset(ROLES) - {"id", "ignore"}
+
+MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "missing"})
+MAX_MISSING_FRACTION = 0.95
+NUMERIC_PARSE_FRACTION = 0.95
+ID_UNIQUE_FRACTION = 0.95
+
+
+@dataclass(frozen=True)
+class RoleDecision:
+    """The role of one column and why it was chosen."""
+
+    column: str
+    role: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def as_numbers(values: pd.Series) -> pd.Series:
+    """Values as floats: numbers stay, missing tokens become NaN, other strings NaN too."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(float)
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float)
+    text = values.astype("string").str.strip()
+    return pd.to_numeric(text.where(~text.str.lower().isin(MISSING_TOKENS)), errors="coerce").astype(float)
+
+
+def is_missing(values: pd.Series) -> pd.Series:
+    """Missing values: NaN/None and, for strings, the usual missing tokens."""
+    missing = values.isna()
+    if values.dtype == object or pd.api.types.is_string_dtype(values):
+        missing |= values.astype("string").str.strip().str.lower().isin(MISSING_TOKENS).fillna(True)
+    return missing.astype(bool)
+
+
+def non_numeric_rows(values: pd.Series) -> pd.Series:
+    """Boolean mask of present values that do not parse as numbers."""
+    return ~is_missing(values) & as_numbers(values).isna()
+
+
+Rule = Callable[[str, pd.Series, pd.Series], "RoleDecision | None"]
+
+
+def _mostly_missing(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    fraction = 1 - len(present) / max(len(values), 1)
+    if fraction > MAX_MISSING_FRACTION:
+        return RoleDecision(name, "ignore", f"dropped: {fraction:.0%} of values missing")
+    return None
+
+
+def _constant(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if present.astype(str).nunique() <= 1:
+        return RoleDecision(name, "ignore", "dropped: constant (one distinct value)")
+    return None
+
+
+def _numeric(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_bool_dtype(values):
+        return RoleDecision(name, "numeric", "boolean values, used as 0/1")
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = present.astype(float)
+        whole = bool(np.all(np.mod(numbers, 1) == 0))
+        if whole and numbers.is_unique and len(numbers) == len(values) and _is_sequential(numbers):
+            return RoleDecision(name, "id", "unique sequential integers: a row identifier, never a feature")
+        return RoleDecision(name, "numeric", "numeric dtype")
+    parsed = as_numbers(present)
+    if parsed.notna().mean() >= NUMERIC_PARSE_FRACTION:
+        return RoleDecision(name, "numeric", f"{parsed.notna().mean():.0%} of values parse as numbers")
+    return None
+
+
+def _is_sequential(numbers: pd.Series) -> bool:
+    ordered = np.sort(numbers.to_numpy())
+    return len(ordered) > 1 and bool(np.all(np.diff(ordered) == 1))
+
+
+def _unique_key(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    text = present.astype(str)
+    if len(values) >= 20 and text.nunique() / len(values) >= ID_UNIQUE_FRACTION and text.str.count(" ").mean() < 1:
+        return RoleDecision(name, "id", "dropped: unique string key (id-like), carried into outputs")
+    return None
+
+
+def _categorical(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    return RoleDecision(name, "categorical", f"labels with {present.astype(str).nunique()} distinct values")
+
+
+# Order matters: the first rule that decides wins. Modalities insert their rules
+# before `_unique_key` and `_categorical` (text, image, geo, datetime).
+INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _numeric, _unique_key, _categorical]
+
+
+def infer_role(name: str, values: pd.Series) -> RoleDecision:
+    """The role of one column, by the first inference rule that decides."""
+    present = values[~is_missing(values)]
+    for rule in INFERENCE_RULES:
+        decision = rule(name, values, present)
+        if decision is not None:
+            return decision
+    raise AssertionError("the last inference rule always decides")
+
+
+def infer_roles(frame: pd.DataFrame, overrides: dict[str, str] | None = None) -> list[RoleDecision]:
+    """Role decisions for every column of ``frame``; ``overrides`` (a roles file) win."""
+    overrides = overrides or {}
+    check_roles_file(overrides, frame.columns)
+    return [
+        RoleDecision(str(col), overrides[col], "set in the roles file") if col in overrides
+        else infer_role(str(col), frame[col])
+        for col in frame.columns
+    ]
+
+
+def check_roles_file(overrides: dict[str, str], columns) -> None:
+    problems = [
+        Problem(rule="the roles file names a column the table does not have", column=name,
+                hint=f"columns are: {', '.join(map(str, columns))}")
+        for name in overrides if name not in set(columns)
+    ]
+    problems += [
+        Problem(rule=f"unknown role {role!r}", column=name, hint=f"roles are: {', '.join(ROLES)}")
+        for name, role in overrides.items() if role not in ROLES
+    ]
+    if problems:
+        raise InputValidationError(problems)
+
+
+def load_roles_file(uri: str) -> dict[str, str]:
+    """Read a roles file (YAML or JSON mapping ``column: role``)."""
+    try:
+        with fsspec.open(uri, "rt") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise InputValidationError([Problem(rule=f"roles file not found: {uri}")]) from None
+    try:
+        data = json.loads(text) if uri.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputValidationError([Problem(rule=f"cannot parse the roles file {uri}: {exc}")]) from exc
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise InputValidationError(
+            [Problem(rule="the roles file must be a mapping of column: role", hint="e.g. `age: numeric`")]
+        )
+    return {str(k): v for k, v in data.items()}
+
+
+def id_column(decisions: list[RoleDecision]) -> str | None:
+    """The first id column, carried into every output; None means use ``row_id``."""
+    return next((d.column for d in decisions if d.role == "id"), None)
+
+
+def feature_columns(decisions: list[RoleDecision]) -> dict[str, list[str]]:
+    """Columns grouped by feature role, in table order."""
+    grouped: dict[str, list[str]] = {}
+    for d in decisions:
+        if d.role in FEATURE_ROLES:
+            grouped.setdefault(d.role, []).append(d.column)
+    return grouped

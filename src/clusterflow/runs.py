@@ -1,0 +1,232 @@
+"""The stages of a `cluster` run as plain functions: load, prepare, publish.
+
+The Prefect tasks in ``tasks/`` call these; nothing here knows about Prefect.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import platform
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import numpy as np
+import pandas as pd
+
+from schemas.parameters import RunParameters
+
+from .algorithms import algorithms_for
+from .blueprint import make_featurizer, make_reducer, modality_columns
+from .errors import AllCandidatesFailedError, InputValidationError, Problem
+from .leaderboard import build_leaderboard, top_model_id
+from .model import ClusterModel
+from .partition import Partition, default_k_values, partition_rows
+from .roles import RoleDecision, id_column, infer_roles, load_roles_file
+from .storage import RunFolder, content_hash, frame_to_parquet_bytes, read_table
+from .training import CandidateResult, CandidateSpec, candidate_specs
+from .validation import validate_table
+
+DEFAULT_RUNS_ROOT = "clusterflow-runs"
+LIBRARIES = ("clusterflow", "scikit-learn", "hdbscan", "dask", "distributed", "pandera", "pandas", "numpy", "prefect")
+
+
+@dataclass
+class RunInputs:
+    """The loaded, validated input table and its role decisions."""
+
+    data_uri: str
+    frame: pd.DataFrame
+    decisions: list[RoleDecision]
+    sha256: str
+    seconds: float = 0.0
+
+    @property
+    def roles(self) -> dict[str, str]:
+        return {d.column: d.role for d in self.decisions}
+
+    @property
+    def id_column(self) -> str | None:
+        return id_column(self.decisions)
+
+
+@dataclass
+class PreparedData:
+    """Featurizer and reducer fitted on the train rows, and the reduced matrices."""
+
+    partition: Partition
+    featurizer: object
+    reducer: object
+    X_train: np.ndarray
+    X_validation: np.ndarray
+    k_values: list[int]
+    specs: list[CandidateSpec]
+    featurized_width: int
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def dataset_name(data_uri: str) -> str:
+    """A short slug for the dataset, from the file name (used in run ids and artifact keys)."""
+    stem = data_uri.rstrip("/").rsplit("/", 1)[-1].split(".", 1)[0]
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "dataset"
+
+
+def new_run_id(data_uri: str) -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{dataset_name(data_uri)}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dict | None = None) -> RunInputs:
+    """Read the table, decide the roles (roles file first) and validate it."""
+    started = time.perf_counter()
+    frame = read_table(data_uri, storage_options)
+    overrides = load_roles_file(roles_uri) if roles_uri else None
+    decisions = infer_roles(frame, overrides)
+    validate_table(frame, decisions)
+    return RunInputs(data_uri, frame, decisions, content_hash(data_uri, storage_options),
+                     time.perf_counter() - started)
+
+
+def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
+    """Partition, check the cluster counts against the train rows, fit the featurizer and reducer."""
+    started = time.perf_counter()
+    partition = partition_rows(len(inputs.frame), params.validation_fraction, params.max_validation_rows, params.seed)
+    n_train = len(partition.train)
+    k_values = params.k or default_k_values(n_train)
+    too_large = [k for k in k_values if k >= n_train]
+    if too_large:
+        raise InputValidationError([Problem(rule=f"k={k} is not smaller than the {n_train} training rows",
+                                            hint="use smaller k values or more rows") for k in too_large])
+    algorithms = algorithms_for(params.mode, params.algorithms)
+    train, validation = inputs.frame.iloc[partition.train], inputs.frame.iloc[partition.validation]
+    featurizer = make_featurizer(inputs.decisions, params.weights).fit(train)
+    F_train = featurizer.transform(train)
+    reducer = make_reducer(F_train.shape[1], params.max_components, params.seed)
+    X_train = F_train if reducer == "passthrough" else reducer.fit_transform(F_train)
+    X_validation = featurizer.transform(validation)
+    if reducer != "passthrough":
+        X_validation = reducer.transform(X_validation)
+    return PreparedData(partition, featurizer, reducer, np.ascontiguousarray(X_train), np.ascontiguousarray(X_validation),
+                        k_values, candidate_specs(algorithms, k_values, params.seed), F_train.shape[1],
+                        time.perf_counter() - started)
+
+
+def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:
+    """Per modality: its columns, featurized width, target total variance and learned scale."""
+    summary = {}
+    for name, cols in modality_columns(inputs.decisions).items():
+        block = prepared.featurizer.named_transformers_[name]
+        scaler = block[-1]
+        summary[name] = {"columns": cols, "width": int(scaler.n_features_in_),
+                         "total_variance": scaler.total_variance, "scale": scaler.scale_}
+    return summary
+
+
+def full_matrix(prepared: PreparedData) -> np.ndarray:
+    """The reduced matrix of every input row, in input order (from the cached partitions)."""
+    n = len(prepared.partition.train) + len(prepared.partition.validation)
+    X = np.empty((n, prepared.X_train.shape[1]))
+    X[prepared.partition.train] = prepared.X_train
+    X[prepared.partition.validation] = prepared.X_validation
+    return X
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def publish_run(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
+                results: list[CandidateResult], params: RunParameters) -> dict:
+    """Write models, leaderboard, assignments and feature cache; the manifest goes last."""
+    started = time.perf_counter()
+    trained = [r for r in results if r.ok]
+    if not trained:
+        raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
+            f"  {r.spec.model_id}: {r.error}" for r in results))
+    board = build_leaderboard(results)
+    top = top_model_id(board)
+    models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
+                                                        inputs.roles, inputs.id_column) for r in trained}
+    for model_id, model in models.items():
+        for name, data in model.to_files().items():
+            folder.put(f"models/{model_id}/{name}", data)
+    folder.put("leaderboard.csv", board.to_csv(index=False))
+    assignments = models[top].assignments(inputs.frame, full_matrix(prepared))
+    folder.put("assignments.parquet", frame_to_parquet_bytes(assignments))
+    folder.put("features/train.npy", npy_bytes(prepared.X_train))
+    folder.put("features/validation.npy", npy_bytes(prepared.X_validation))
+    folder.put("features/partition.npz", _partition_bytes(prepared.partition))
+    manifest = {
+        "run_id": run_id, "status": "complete",
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "input": {"uri": inputs.data_uri, "sha256": inputs.sha256, "rows": len(inputs.frame),
+                  "columns": len(inputs.frame.columns)},
+        "roles": [d.as_dict() for d in inputs.decisions],
+        "dropped_columns": [d.as_dict() for d in inputs.decisions if d.role == "ignore"],
+        "id_column": inputs.id_column,
+        "parameters": params.model_dump(),
+        "k_values": prepared.k_values,
+        "algorithms": sorted({s.algorithm for s in prepared.specs}),
+        "partition": {"train_rows": len(prepared.partition.train),
+                      "validation_rows": len(prepared.partition.validation), "seed": params.seed},
+        "features": {"featurized_width": prepared.featurized_width, "reduced_width": prepared.X_train.shape[1],
+                     "reducer": type(prepared.reducer).__name__ if prepared.reducer != "passthrough" else None,
+                     "blocks": block_summary(inputs, prepared)},
+        "top_model": top,
+        "models": sorted(models),
+        "failed_models": {r.spec.model_id: r.error for r in results if not r.ok},
+        "timings_seconds": {"load_and_validate": inputs.seconds, "featurize": prepared.seconds,
+                            "train_and_score": float(np.nansum([r.fit_seconds + r.score_seconds for r in results])),
+                            "publish": time.perf_counter() - started},
+        "versions": {"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
+    }
+    folder.commit(manifest)
+    return manifest
+
+
+def _partition_bytes(partition: Partition) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, train=partition.train, validation=partition.validation)
+    return buffer.getvalue()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except Exception:
+        return None
+
+
+def read_leaderboard(folder: RunFolder) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
+
+
+def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
+    """A short markdown summary of a published run (for the Prefect UI)."""
+    top = board.iloc[0]
+    dropped = "".join(f"\n- `{d['column']}`: {d['reason']}" for d in manifest["dropped_columns"]) or "\n- none"
+    failed = "".join(f"\n- `{m}`: {e}" for m, e in manifest["failed_models"].items()) or "\n- none"
+    return (
+        f"# clusterflow run `{manifest['run_id']}`\n\n"
+        f"Input `{manifest['input']['uri']}`: {manifest['input']['rows']:,} rows, "
+        f"{manifest['input']['columns']} columns.\n\n"
+        f"Top model **{top['model_id']}**: {top['clusters']} clusters, silhouette {top['silhouette']:.3f} "
+        f"(of {len(board)} candidates).\n\n"
+        f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n"
+    )
+
+
+def runs_root_uri(out: str | None, data_uri: str, run_id: str) -> str:
+    """Where a run is published: ``out`` if given, else a new folder under ``clusterflow-runs/``."""
+    return out or f"{DEFAULT_RUNS_ROOT}/{run_id}"
+
+
+def to_json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON-safe dicts (NaN and NA become None)."""
+    return json.loads(frame.to_json(orient="records"))

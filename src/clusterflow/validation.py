@@ -1,0 +1,43 @@
+"""Validate an input table against its roles and report every problem at once."""
+from __future__ import annotations
+
+import pandas as pd
+import pandera.errors
+
+from schemas.input import HINTS, MIN_ROWS, input_schema
+
+from .errors import InputValidationError, Problem
+from .roles import RoleDecision, feature_columns
+
+
+def validate_table(frame: pd.DataFrame, decisions: list[RoleDecision], *, min_rows: int | None = MIN_ROWS) -> None:
+    """Raise :class:`InputValidationError` listing every broken rule (column, rows, rule, hint)."""
+    problems = []
+    if frame.shape[1] == 0 or (min_rows and len(frame) == 0):
+        raise InputValidationError([Problem(rule="the table has no rows" if frame.shape[1] else "the table has no columns",
+                                            hint="give a table with a header and data rows")])
+    if not feature_columns(decisions):
+        dropped = "; ".join(f"{d.column}: {d.reason}" for d in decisions)
+        problems.append(Problem(rule="no usable column: every column is an id, constant, empty or ignored",
+                                hint=f"decisions were {dropped}"))
+    roles = {d.column: d.role for d in decisions}
+    try:
+        input_schema(roles, min_rows=min_rows).validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as exc:
+        problems += problems_from_failure_cases(exc.failure_cases)
+    if problems:
+        raise InputValidationError(problems)
+
+
+def problems_from_failure_cases(cases: pd.DataFrame) -> list[Problem]:
+    """One :class:`Problem` per (column, check) from pandera's failure-case frame."""
+    problems = []
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        rows = tuple(int(i) for i in group["index"].dropna().unique())
+        name, _, error = str(check).partition(":")
+        rule = error.strip() or name
+        if name == "column_in_dataframe":
+            rule, column = "column is missing", group["failure_case"].iloc[0]
+        problems.append(Problem(rule=rule, column=None if pd.isna(column) else str(column), rows=rows,
+                                n_rows=len(rows), hint=HINTS.get(name, "")))
+    return problems

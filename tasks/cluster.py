@@ -1,0 +1,71 @@
+"""Thin Prefect tasks over the core stages of a `cluster` run.
+
+Tasks hand each other in-process objects, so none caches on its inputs
+(``NO_CACHE``): hashing a large frame costs more than the work it would save.
+"""
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.states import State
+
+from clusterflow import runs
+from clusterflow.compute import SharedMatrices
+from clusterflow.storage import RunFolder
+from clusterflow.training import CandidateResult, CandidateSpec, fit_and_score
+from schemas.parameters import RunParameters
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=lambda task, run, state: not _is_input_error(state))
+def load_input(data_uri: str, roles_uri: str | None, storage_options: dict | None) -> runs.RunInputs:
+    return runs.load_input(data_uri, roles_uri, storage_options)
+
+
+@task(cache_policy=NO_CACHE)
+def prepare_features(inputs: runs.RunInputs, params: RunParameters) -> runs.PreparedData:
+    return runs.prepare_features(inputs, params)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="train-{spec.model_id}")
+def train_candidate(spec: CandidateSpec, shared: SharedMatrices, silhouette_sample: int) -> CandidateResult:
+    """Fit and score one candidate on the Dask cluster; a failed fit fails this task."""
+    client = shared.train.client
+    result = client.submit(fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
+                           threads=shared.threads, pure=False, key=f"fit-{spec.model_id}-{id(shared)}").result()
+    if not result.ok:
+        raise RuntimeError(f"{spec.model_id} failed: {result.error}")
+    return result
+
+
+def candidate_outcome(spec: CandidateSpec, state: State) -> CandidateResult:
+    """The candidate's result, or a failed result carrying the task's error."""
+    if state.is_completed():
+        return state.result()
+    error = state.result(raise_on_failure=False)
+    message = str(error).removeprefix(f"{spec.model_id} failed: ")
+    return CandidateResult(spec, error=message if isinstance(error, BaseException) else state.message)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def publish_run(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared: runs.PreparedData,
+                results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> dict:
+    return runs.publish_run(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
+
+
+@task(cache_policy=NO_CACHE)
+def publish_artifacts(run_uri: str, manifest: dict, storage_options: dict | None) -> None:
+    """The leaderboard (table) and a summary (markdown), keyed by dataset so the UI keeps history."""
+    board = runs.read_leaderboard(RunFolder(run_uri, storage_options))
+    key = runs.dataset_name(manifest["input"]["uri"])
+    create_table_artifact(key=f"leaderboard-{key}", table=runs.to_json_records(board),
+                          description=f"Leaderboard of run {manifest['run_id']} ({run_uri})")
+    create_markdown_artifact(key=f"run-summary-{key}", markdown=runs.summary_markdown(manifest, board),
+                             description=f"Summary of run {manifest['run_id']}")
+
+
+def _is_input_error(state: State) -> bool:
+    from clusterflow.errors import InputValidationError
+
+    return isinstance(state.result(raise_on_failure=False), InputValidationError)
