@@ -7,8 +7,8 @@ from clusterflow import runs
 from clusterflow.compute import SharedMatrices, dask_client
 from clusterflow.storage import RunFolder
 from schemas.parameters import parse_parameters
-from tasks.cluster import (candidate_outcome, load_input, prepare_features, publish_artifacts, publish_run,
-                           train_candidate)
+from tasks.cluster import (candidate_outcome, commit_run, load_input, prepare_features, publish_artifacts,
+                           train_candidate, write_run_files)
 
 
 @flow(name="cluster", flow_run_name="cluster-{data}", log_prints=True)
@@ -39,6 +39,7 @@ def cluster(
         futures = train_candidate.map(prepared.specs, unmapped(shared), params.silhouette_sample)
         futures.wait()
         results = [candidate_outcome(spec, future.state) for spec, future in zip(prepared.specs, futures)]
-    manifest = publish_run(run_uri, run_id, inputs, prepared, results, params, storage_options)
+    manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
+    manifest = commit_run(run_uri, manifest, storage_options)
     publish_artifacts(run_uri, manifest, storage_options)
     return run_uri

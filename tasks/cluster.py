@@ -49,9 +49,14 @@ def candidate_outcome(spec: CandidateSpec, state: State) -> CandidateResult:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def publish_run(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared: runs.PreparedData,
-                results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> dict:
-    return runs.publish_run(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
+def write_run_files(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared: runs.PreparedData,
+                    results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> dict:
+    return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def commit_run(run_uri: str, manifest: dict, storage_options: dict | None) -> dict:
+    return runs.commit_run(RunFolder(run_uri, storage_options), manifest)
 
 
 @task(cache_policy=NO_CACHE)

@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, ClusterMixin, clone
 from sklearn.utils.validation import check_is_fitted
 
 from .blueprint import join
-from .errors import InputValidationError, Problem
+from .errors import InputValidationError, Problem, RunNotFoundError
 from .roles import RoleDecision, infer_roles
 from .storage import MANIFEST, RunFolder
 from .validation import validate_table
@@ -127,6 +127,8 @@ def load_model(uri: str, storage_options: dict | None = None) -> ClusterModel:
         manifest = folder.manifest()
         folder = RunFolder(folder.url(posixpath.join("models", manifest["top_model"])), storage_options)
     if not folder.exists(MODEL_FILE):
-        raise FileNotFoundError(f"no model at {uri}: expected a run folder or RUN/models/<model_id>")
+        raise RunNotFoundError(f"no model at {uri}: expected a run folder or RUN/models/<model_id>")
+    run_uri = folder.uri.rstrip("/").rsplit("/", 2)[0]
+    RunFolder(run_uri, storage_options).manifest()  # a model of an unfinished or failed run is not published
     with fsspec.open(folder.url(MODEL_FILE), "rb", **(storage_options or {})) as f:
         return joblib.load(f)

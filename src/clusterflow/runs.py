@@ -141,9 +141,13 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def publish_run(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
-                results: list[CandidateResult], params: RunParameters) -> dict:
-    """Write models, leaderboard, assignments and feature cache; the manifest goes last."""
+def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
+                    results: list[CandidateResult], params: RunParameters) -> dict:
+    """Write models, leaderboard, assignments and feature cache; return the manifest, not yet written.
+
+    The run becomes visible only when :func:`commit_run` writes the manifest, after
+    every other file of the run (insights and report included) is in place.
+    """
     started = time.perf_counter()
     trained = [r for r in results if r.ok]
     if not trained:
@@ -163,7 +167,7 @@ def publish_run(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: Pre
     folder.put("features/validation.npy", npy_bytes(prepared.X_validation))
     folder.put("features/partition.npz", _partition_bytes(prepared.partition))
     manifest = {
-        "run_id": run_id, "status": "complete",
+        "run_id": run_id, "status": "written",
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "input": {"uri": inputs.data_uri, "sha256": inputs.sha256, "rows": len(inputs.frame),
                   "columns": len(inputs.frame.columns)},
@@ -183,9 +187,15 @@ def publish_run(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: Pre
         "failed_models": {r.spec.model_id: r.error for r in results if not r.ok},
         "timings_seconds": {"load_and_validate": inputs.seconds, "featurize": prepared.seconds,
                             "train_and_score": float(np.nansum([r.fit_seconds + r.score_seconds for r in results])),
-                            "publish": time.perf_counter() - started},
+                            "write": time.perf_counter() - started},
         "versions": {"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
     }
+    return manifest
+
+
+def commit_run(folder: RunFolder, manifest: dict) -> dict:
+    """Publish the run: write its manifest, the last write, with status 'complete'."""
+    manifest = {**manifest, "status": "complete", "committed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
     folder.commit(manifest)
     return manifest
 

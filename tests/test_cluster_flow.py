@@ -1,0 +1,104 @@
+"""The cluster and predict flows end to end, under the Prefect harness on a real Dask cluster."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+import clusterflow
+from clusterflow.errors import InputValidationError, RunExistsError
+from clusterflow.leaderboard import COLUMNS
+from clusterflow.storage import RunFolder
+from flows.cluster import cluster
+from flows.predict import predict
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def customers_run(tmp_path_factory, dask_address):
+    from clusterflow.samples import customers
+
+    folder = tmp_path_factory.mktemp("customers")
+    table = customers(1200, seed=11)
+    data = folder / "customers.csv"
+    table.drop(columns="segment").to_csv(data, index=False)
+    run_uri = cluster(data=str(data), out=str(folder / "run"), dask_address=dask_address)
+    return run_uri, table
+
+
+def test_run_folder_has_the_contracted_outputs(customers_run):
+    run_uri, table = customers_run
+    folder = RunFolder(run_uri)
+    manifest = folder.manifest()
+    board = pd.read_csv(f"{run_uri}/leaderboard.csv")
+    assert list(board.columns[: len(COLUMNS)]) == COLUMNS
+    assert board["rank"].tolist() == list(range(1, len(board) + 1))
+    assert board["silhouette"].is_monotonic_decreasing
+    assert set(board["algorithm"]) == {"kmeans", "gmm", "ward", "hdbscan"}
+    assert manifest["top_model"] == board.iloc[0]["model_id"]
+    assert manifest["id_column"] == "customer_id"
+    for model_id in board["model_id"]:
+        assert folder.exists(f"models/{model_id}/model.joblib")
+    assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
+    assert assignments["customer_id"].tolist() == table["customer_id"].tolist()
+    p_columns = [c for c in assignments.columns if c.startswith("p_")]
+    assert len(p_columns) == board.iloc[0]["clusters"]
+    probabilities = assignments[p_columns].to_numpy()
+    assert ((probabilities >= 0) & (probabilities <= 1 + 1e-9)).all()
+    totals = probabilities.sum(axis=1)
+    if board.iloc[0]["algorithm"] == "hdbscan":  # the remainder is the probability of noise
+        assert (totals <= 1 + 1e-6).all()
+    else:
+        np.testing.assert_allclose(totals, 1.0, atol=1e-6)
+
+
+def test_top_model_recovers_planted_segments(customers_run):
+    run_uri, table = customers_run
+    assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
+    assert adjusted_rand_score(table["segment"], assignments["cluster"]) >= 0.9
+
+
+def test_published_model_predicts_new_rows_like_the_run(customers_run, tmp_path):
+    run_uri, table = customers_run
+    model = clusterflow.load_model(run_uri)
+    new = table.drop(columns="segment").head(50).copy()
+    new.loc[new.index[:3], "channel"] = "carrier-pigeon"  # unseen level
+    new.loc[new.index[3:6], "age"] = np.nan
+    assigned = model.predict(new)
+    assert assigned["customer_id"].tolist() == new["customer_id"].tolist()
+    published = pd.read_parquet(f"{run_uri}/assignments.parquet").head(50)
+    same = assigned["cluster"].to_numpy()[6:] == published["cluster"].to_numpy()[6:]
+    assert same.all()
+
+
+def test_predict_flow_missing_column_is_a_clear_error(customers_run, tmp_path):
+    run_uri, table = customers_run
+    data = tmp_path / "new.csv"
+    table.drop(columns=["segment", "income_k"]).to_csv(data, index=False)
+    with pytest.raises(InputValidationError, match="income_k"):
+        predict(model=run_uri, data=str(data), out=str(tmp_path / "out.parquet"))
+
+
+def test_partitioned_predict_equals_in_memory(customers_run, tmp_path, dask_address):
+    run_uri, table = customers_run
+    data = tmp_path / "new.csv"
+    table.drop(columns="segment").to_csv(data, index=False)
+    predict(model=run_uri, data=str(data), out=str(tmp_path / "whole.parquet"))
+    predict(model=run_uri, data=str(data), out=str(tmp_path / "parts"), blocksize="8KB", dask_address=dask_address)
+    whole = pd.read_parquet(tmp_path / "whole.parquet")
+    parts = pd.read_parquet(tmp_path / "parts").sort_values("customer_id", kind="stable")
+    assert len(list((tmp_path / "parts").glob("*.parquet"))) > 1
+    pd.testing.assert_frame_equal(whole.sort_values("customer_id").reset_index(drop=True),
+                                  parts.reset_index(drop=True), check_dtype=False)
+
+
+def test_published_run_is_never_overwritten(customers_run):
+    run_uri, _ = customers_run
+    before = RunFolder(run_uri).get("manifest.json")
+    with pytest.raises(RunExistsError):
+        cluster(data=json.loads(before)["input"]["uri"], out=run_uri)
+    assert RunFolder(run_uri).get("manifest.json") == before
