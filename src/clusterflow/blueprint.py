@@ -11,7 +11,7 @@ from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from .modalities import MODALITIES
-from .modalities.base import TotalVarianceScaler
+from .modalities.base import FeaturizeOptions, TotalVarianceScaler
 from .roles import RoleDecision
 
 
@@ -31,12 +31,15 @@ def block_weights(columns: dict[str, list[str]], user_weights: dict[str, float])
     return {name: len(cols) * user_weights.get(name, 1.0) for name, cols in columns.items()}
 
 
-def make_featurizer(decisions: list[RoleDecision], user_weights: dict[str, float] | None = None) -> ColumnTransformer:
+def make_featurizer(decisions: list[RoleDecision], user_weights: dict[str, float] | None = None,
+                    options: FeaturizeOptions | None = None) -> ColumnTransformer:
     """A ColumnTransformer with one weighted block per modality present in ``decisions``."""
     columns = modality_columns(decisions)
     weights = block_weights(columns, user_weights or {})
+    options = options or FeaturizeOptions()
     blocks = [
-        (name, make_pipeline(MODALITIES[name].make_featurizer(cols), TotalVarianceScaler(weights[name])), cols)
+        (name, make_pipeline(MODALITIES[name].make_featurizer(cols, options), TotalVarianceScaler(weights[name])),
+         cols)
         for name, cols in columns.items()
     ]
     return ColumnTransformer(blocks, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=True)

@@ -22,6 +22,7 @@ from schemas.parameters import RunParameters
 from .algorithms import algorithms_for
 from .blueprint import make_featurizer, make_reducer, modality_columns
 from .errors import AllCandidatesFailedError, InputValidationError, Problem
+from .modalities.base import FeaturizeOptions
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
 from .partition import Partition, default_k_values, partition_rows
@@ -103,7 +104,7 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
                                             hint="use smaller k values or more rows") for k in too_large])
     algorithms = algorithms_for(params.mode, params.algorithms)
     train, validation = inputs.frame.iloc[partition.train], inputs.frame.iloc[partition.validation]
-    featurizer = make_featurizer(inputs.decisions, params.weights).fit(train)
+    featurizer = make_featurizer(inputs.decisions, params.weights, featurize_options(params)).fit(train)
     F_train = featurizer.transform(train)
     reducer = make_reducer(F_train.shape[1], params.max_components, params.seed)
     X_train = F_train if reducer == "passthrough" else reducer.fit_transform(F_train)
@@ -113,6 +114,11 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
     return PreparedData(partition, featurizer, reducer, np.ascontiguousarray(X_train), np.ascontiguousarray(X_validation),
                         k_values, candidate_specs(algorithms, k_values, params.seed), F_train.shape[1],
                         time.perf_counter() - started)
+
+
+def featurize_options(params: RunParameters) -> FeaturizeOptions:
+    """The featurizers' settings from the run parameters."""
+    return FeaturizeOptions(seed=params.seed)
 
 
 def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:

@@ -10,12 +10,23 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 
 @dataclass(frozen=True)
+class FeaturizeOptions:
+    """Run-level settings that featurizers need besides their columns.
+
+    Modalities add the fields they need here (with defaults), and
+    :func:`clusterflow.runs.featurize_options` fills them from the run parameters.
+    """
+
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Modality:
     """A block of the feature matrix: its roles, and a featurizer factory for its columns."""
 
     name: str
     roles: tuple[str, ...]
-    make_featurizer: Callable[[list[str]], TransformerMixin]
+    make_featurizer: Callable[[list[str], FeaturizeOptions], TransformerMixin]
     description: str
 
 

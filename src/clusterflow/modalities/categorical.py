@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from ..roles import is_missing
-from .base import Modality
+from .base import FeaturizeOptions, Modality
 
 MAX_LEVELS = 30  # per column, the "other" level included: the block's width stays bounded
 MIN_LEVEL_FREQUENCY = 0.005
@@ -22,7 +22,7 @@ def to_labels(frame: pd.DataFrame) -> np.ndarray:
     ])
 
 
-def make_categorical_featurizer(columns: list[str]):
+def make_categorical_featurizer(columns: list[str], options: FeaturizeOptions):
     return make_pipeline(
         FunctionTransformer(to_labels, feature_names_out="one-to-one"),
         OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_LEVELS,

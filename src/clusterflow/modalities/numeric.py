@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler
 
 from ..roles import as_numbers
-from .base import Modality
+from .base import FeaturizeOptions, Modality
 
 
 def to_numbers(frame: pd.DataFrame) -> np.ndarray:
@@ -16,7 +16,7 @@ def to_numbers(frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack([as_numbers(frame[c]).to_numpy() for c in frame.columns])
 
 
-def make_numeric_featurizer(columns: list[str]):
+def make_numeric_featurizer(columns: list[str], options: FeaturizeOptions):
     return make_pipeline(
         FunctionTransformer(to_numbers, feature_names_out="one-to-one"),
         SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
