@@ -11,11 +11,11 @@ from clusterflow.roles import non_numeric_rows
 
 MIN_ROWS = 10
 
-# rule name -> what to do about it; the check's `error` text is the rule itself.
+# The rule (a check's `error` text, as pandera reports it) -> what to do about it.
 HINTS = {
-    "numeric_values": "fix or blank these values, or set the column's role to categorical in a roles file",
-    "unique_id": "an id column must identify each row once; set its role to categorical or ignore",
-    "min_rows": f"clustering needs at least {MIN_ROWS} rows",
+    "values are not numbers": "fix or blank these values, or set the column's role to categorical in a roles file",
+    "id values repeat": "an id column must identify each row once; set its role to categorical or ignore",
+    f"the table has fewer than {MIN_ROWS} rows": f"clustering needs at least {MIN_ROWS} rows",
 }
 
 ROLE_CHECKS = {

@@ -34,10 +34,9 @@ def problems_from_failure_cases(cases: pd.DataFrame) -> list[Problem]:
     problems = []
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         rows = tuple(int(i) for i in group["index"].dropna().unique())
-        name, _, error = str(check).partition(":")
-        rule = error.strip() or name
-        if name == "column_in_dataframe":
+        rule = str(check)
+        if rule == "column_in_dataframe":
             rule, column = "column is missing", group["failure_case"].iloc[0]
         problems.append(Problem(rule=rule, column=None if pd.isna(column) else str(column), rows=rows,
-                                n_rows=len(rows), hint=HINTS.get(name, "")))
+                                n_rows=len(rows), hint=HINTS.get(rule, "")))
     return problems
