@@ -72,9 +72,9 @@ REGISTRY: dict[str, Algorithm] = {
         ),
         Algorithm(
             "gmm", True,
-            lambda k, seed, n: GaussianMixture(n_components=k, covariance_type="full", n_init=1,
+            lambda k, seed, n: GaussianMixture(n_components=k, covariance_type="full", init_params="k-means++",
                                                reg_covar=1e-4, random_state=seed),
-            "Gaussian mixture, full covariance",
+            "Gaussian mixture, full covariance, k-means++ init",
             predict=lambda est, X: est.predict(X), proba=lambda est, X: est.predict_proba(X),
         ),
         Algorithm(
