@@ -102,3 +102,74 @@ def test_published_run_is_never_overwritten(customers_run):
     with pytest.raises(RunExistsError):
         cluster(data=json.loads(before)["input"]["uri"], out=run_uri)
     assert RunFolder(run_uri).get("manifest.json") == before
+
+
+class _FailsForLargeK:
+    """A registered algorithm that cannot fit more than three clusters."""
+
+    def __init__(self, k):
+        self.k = k
+
+    def fit(self, X):
+        if self.k > 3:
+            raise ValueError(f"cannot fit {self.k} clusters")
+        from sklearn.cluster import KMeans
+
+        self.labels_ = KMeans(self.k, n_init=1, random_state=0).fit_predict(X)
+        return self
+
+
+@pytest.fixture
+def in_process_dask():
+    """A Dask cluster of worker threads, so an algorithm registered by a test is visible to it."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0") as cluster:
+        yield cluster.scheduler_address
+
+
+@pytest.fixture
+def fragile_algorithm():
+    from clusterflow.algorithms import REGISTRY, Algorithm
+
+    REGISTRY["fragile"] = Algorithm("fragile", True, lambda k, seed, n: _FailsForLargeK(k), "test algorithm")
+    yield "fragile"
+    del REGISTRY["fragile"]
+
+
+def test_failed_candidates_are_leaderboard_rows(customers_csv, tmp_path, in_process_dask, fragile_algorithm):
+    data, _ = customers_csv
+    run_uri = cluster(data=data, out=str(tmp_path / "run"), k=[3, 4], algorithms=["kmeans", fragile_algorithm],
+                      dask_address=in_process_dask)
+    board = pd.read_csv(f"{run_uri}/leaderboard.csv").set_index("model_id")
+    assert board.loc["fragile-k4", "status"] == "failed"
+    assert board.loc["fragile-k4", "error"] == "ValueError: cannot fit 4 clusters"
+    assert board.loc["fragile-k4", "rank"] == len(board)
+    assert (board.drop(index="fragile-k4")["status"] == "ok").all()
+    assert RunFolder(run_uri).manifest()["failed_models"] == {"fragile-k4": "ValueError: cannot fit 4 clusters"}
+
+
+def test_run_fails_only_when_every_candidate_fails_and_publishes_nothing(customers_csv, tmp_path, in_process_dask,
+                                                                         fragile_algorithm):
+    from clusterflow.errors import AllCandidatesFailedError
+
+    data, _ = customers_csv
+    with pytest.raises(AllCandidatesFailedError, match="fragile-k5: ValueError: cannot fit 5 clusters"):
+        cluster(data=data, out=str(tmp_path / "run"), k=[4, 5], algorithms=[fragile_algorithm],
+                dask_address=in_process_dask)
+    assert not RunFolder(str(tmp_path / "run")).is_published()
+
+
+def test_cli_run_prints_the_leaderboard_and_rejects_bad_input(customers_csv, tmp_path, dask_address, capsys):
+    from flows.cli import main
+
+    data, _ = customers_csv
+    assert main(["run", data, "--out", str(tmp_path / "run"), "--mode", "quick", "--k", "3", "4",
+                 "--dask-address", dask_address]) == 0
+    printed = capsys.readouterr().out
+    assert "kmeans-k4" in printed and f"Run folder: {tmp_path / 'run'}" in printed
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["run", str(bad), "--dask-address", dask_address]) == 2
+    assert "fewer than 10 rows" in capsys.readouterr().err
