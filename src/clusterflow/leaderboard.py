@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -10,11 +11,15 @@ from .training import CandidateResult
 
 COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette", "calinski_harabasz",
            "davies_bouldin", "noise_fraction", "fit_seconds", "score_seconds", "fit_rows", "cluster_sizes",
-           "status", "error", "note"]
+           "status", "error", "note", "modalities"]
 
 
-def build_leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
-    """Rank candidates: best silhouette first; undefined scores, then failures, last."""
+def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] = ()) -> pd.DataFrame:
+    """Rank candidates: best silhouette first; undefined scores, then failures, last.
+
+    ``modalities`` are the feature blocks the candidates were trained on, shown as
+    e.g. "numeric+categorical+text".
+    """
     rows = []
     for r in results:
         s = r.scores
@@ -28,9 +33,19 @@ def build_leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
             "fit_rows": r.clusterer.fit_rows_ if r.ok else pd.NA,
             "cluster_sizes": json.dumps(s.get("cluster_sizes", {})),
             "status": "ok" if r.ok else "failed", "error": r.error or "", "note": s.get("note", ""),
+            "modalities": "+".join(modalities),
         })
-    board = pd.DataFrame(rows, columns=COLUMNS[1:])
-    board["_failed"] = board["status"] != "ok"
+    return _rank(pd.DataFrame(rows, columns=COLUMNS[1:]))
+
+
+def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult]) -> pd.DataFrame:
+    """``board`` with rows for more candidates (a rerun's), all ranked again."""
+    added = build_leaderboard(results).drop(columns="rank")
+    return _rank(pd.concat([board.drop(columns="rank"), added], ignore_index=True))
+
+
+def _rank(board: pd.DataFrame) -> pd.DataFrame:
+    board = board.assign(_failed=board["status"] != "ok")
     board = board.sort_values(["_failed", "silhouette", "model_id"], ascending=[True, False, True],
                               na_position="last", kind="stable").drop(columns="_failed")
     board.insert(0, "rank", np.arange(1, len(board) + 1))

@@ -18,7 +18,7 @@ from .roles import RoleDecision, infer_roles
 from .storage import MANIFEST, RunFolder
 from .validation import validate_table
 
-MODEL_FILE, SCHEMA_FILE = "model.joblib", "schema.json"
+MODEL_FILE, SCHEMA_FILE, LABELS_FILE = "model.joblib", "schema.json", "labels.json"
 ROW_ID = "row_id"
 
 
@@ -37,6 +37,10 @@ class ClusterModel(ClusterMixin, BaseEstimator):
         The input columns the model expects and their roles (used to validate new data).
     id_column : str or None
         Carried from input to output; None numbers rows as ``row_id``.
+    labels : dict of int -> int or None
+        The cluster id users see for each of the clusterer's labels (noise stays -1);
+        reclustering sets it so a cluster that persists keeps its id. None: the
+        clusterer's own labels.
 
     Examples
     --------
@@ -45,12 +49,14 @@ class ClusterModel(ClusterMixin, BaseEstimator):
     >>> model.predict(new_customers).head()  # doctest: +SKIP
     """
 
-    def __init__(self, featurizer=None, reducer="passthrough", clusterer=None, roles=None, id_column=None):
+    def __init__(self, featurizer=None, reducer="passthrough", clusterer=None, roles=None, id_column=None,
+                 labels=None):
         self.featurizer = featurizer
         self.reducer = reducer
         self.clusterer = clusterer
         self.roles = roles
         self.id_column = id_column
+        self.labels = labels
 
     @classmethod
     def from_fitted(cls, featurizer, reducer, clusterer, roles: dict[str, str], id_column: str | None) -> "ClusterModel":
@@ -73,7 +79,7 @@ class ClusterModel(ClusterMixin, BaseEstimator):
 
     @property
     def clusters_(self) -> np.ndarray:
-        return self.pipeline_[-1].clusters_
+        return relabel(self.pipeline_[-1].clusters_, self.labels)
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The reduced feature matrix the clusterer sees."""
@@ -93,9 +99,9 @@ class ClusterModel(ClusterMixin, BaseEstimator):
         """The assignments frame for rows ``X`` whose reduced features are ``Z``."""
         clusterer = self.pipeline_[-1]
         ids = X[self.id_column].to_numpy() if self.id_column else np.arange(row_offset, row_offset + len(X))
-        frame = pd.DataFrame({self.id_column or ROW_ID: ids, "cluster": clusterer.predict(Z).astype(int)})
+        frame = pd.DataFrame({self.id_column or ROW_ID: ids, "cluster": relabel(clusterer.predict(Z), self.labels)})
         proba = clusterer.predict_proba(Z)
-        for j, cluster in enumerate(clusterer.clusters_):
+        for j, cluster in enumerate(self.clusters_):
             frame[f"p_{int(cluster)}"] = proba[:, j]
         return frame
 
@@ -117,8 +123,27 @@ class ClusterModel(ClusterMixin, BaseEstimator):
         return {MODEL_FILE: buffer.getvalue(), SCHEMA_FILE: json.dumps(schema, indent=2).encode()}
 
 
+def relabel(labels: np.ndarray, mapping: dict[int, int] | None) -> np.ndarray:
+    """Map cluster labels through ``mapping``; labels it does not name (noise) stay as they are."""
+    labels = np.asarray(labels).astype(int)
+    if not mapping:
+        return labels
+    out = labels.copy()
+    for raw, stable in mapping.items():
+        out[labels == int(raw)] = int(stable)
+    return out
+
+
+def labels_file(mapping: dict[int, int]) -> bytes:
+    """The ``labels.json`` of a model folder: its clusterer's labels -> the ids users see."""
+    return json.dumps({"labels": {str(raw): int(stable) for raw, stable in mapping.items()}}, indent=2).encode()
+
+
 def load_model(uri: str, storage_options: dict | None = None) -> ClusterModel:
     """Load a published model: a model folder (``RUN/models/<id>``) or a run (its top model).
+
+    A ``labels.json`` next to the model (written when a recluster matched its
+    clusters to an earlier model's) sets the cluster ids it reports.
 
     Models are pickles: load only runs you or your pipelines published.
     """
@@ -131,4 +156,8 @@ def load_model(uri: str, storage_options: dict | None = None) -> ClusterModel:
     run_uri = folder.uri.rstrip("/").rsplit("/", 2)[0]
     RunFolder(run_uri, storage_options).manifest()  # a model of an unfinished or failed run is not published
     with fsspec.open(folder.url(MODEL_FILE), "rb", **(storage_options or {})) as f:
-        return joblib.load(f)
+        model = joblib.load(f)
+    if folder.exists(LABELS_FILE):
+        labels = json.loads(folder.get(LABELS_FILE))["labels"]
+        model.set_params(labels={int(raw): int(stable) for raw, stable in labels.items()})
+    return model

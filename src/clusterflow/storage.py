@@ -14,6 +14,7 @@ import json
 import posixpath
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import fsspec
@@ -134,6 +135,24 @@ class RunFolder:
     def commit(self, manifest: dict[str, Any]) -> None:
         """Write the manifest: the last write of a run, which makes it visible to readers."""
         self.put(MANIFEST, json.dumps(manifest, indent=2, default=str))
+
+    def republish(self, files: dict[str, bytes | str], manifest: dict[str, Any]) -> dict[str, Any]:
+        """Add or replace files of a published run, then commit the next revision of its manifest.
+
+        Files are written in the given order (put new files before the ones that refer
+        to them) and the manifest last. A file that already exists is first copied to
+        ``history/<revision>/<name>``, so the revision the current manifest describes
+        stays recoverable whatever happens before the new manifest lands.
+        """
+        revision = int(self.manifest().get("revision", 0))
+        for name, data in files.items():
+            if self.exists(name):
+                self.put(f"history/{revision}/{name}", self.get(name))
+            self.put(name, data)
+        manifest = {**manifest, "status": "complete", "revision": revision + 1,
+                    "committed_at": datetime.now(timezone.utc).isoformat()}
+        self.commit(manifest)
+        return manifest
 
     def manifest(self) -> dict[str, Any]:
         """The manifest of a complete run, or :class:`RunNotFoundError`."""

@@ -1,0 +1,99 @@
+"""The promoted model of a dataset: a small pointer object, replaced with one write.
+
+``<runs root>/datasets/<dataset>/promoted.json`` names the run and the model that
+``predict`` uses when it is given a dataset instead of a model. Writing it is one
+``pipe`` (one PUT on S3), so a reader sees the old pointer or the new one, never a mix.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import posixpath
+from dataclasses import asdict, dataclass, field
+
+import fsspec
+
+from .errors import InputValidationError, Problem, RunNotFoundError
+from .model import ClusterModel, load_model
+from .runs import dataset_name, read_leaderboard
+from .storage import RunFolder
+
+PROMOTED = "promoted.json"
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """Which model of which run serves a dataset, and why.
+
+    ``next_cluster_id`` is the first cluster id never handed out for this dataset:
+    clusters that appear later get fresh ids, so a vanished cluster's id is never reused.
+    """
+
+    dataset: str
+    run_uri: str
+    model_id: str
+    silhouette: float | None
+    clusters: list[int]
+    next_cluster_id: int
+    reasons: list[str] = field(default_factory=list)
+    promoted_at: str = ""
+
+    @property
+    def model_uri(self) -> str:
+        return f"{self.run_uri.rstrip('/')}/models/{self.model_id}"
+
+
+def runs_root_of(run_uri: str) -> str:
+    """The folder that holds a run (and its ``datasets/`` pointers)."""
+    return run_uri.rstrip("/").rsplit("/", 1)[0] if "/" in run_uri.rstrip("/") else "."
+
+
+def pointer_uri(runs_root: str, dataset: str) -> str:
+    return posixpath.join(runs_root.rstrip("/"), "datasets", dataset, PROMOTED)
+
+
+def read_promoted(runs_root: str, dataset: str, storage_options: dict | None = None) -> Promotion | None:
+    """The dataset's promotion, or None when no model was ever promoted for it."""
+    fs, path = fsspec.core.url_to_fs(pointer_uri(runs_root, dataset), **(storage_options or {}))
+    fs.invalidate_cache()
+    if not fs.exists(path):
+        return None
+    return Promotion(**json.loads(fs.cat_file(path)))
+
+
+def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, dataset: str | None = None,
+            reasons: list[str] | None = None, storage_options: dict | None = None) -> Promotion:
+    """Make ``model_id`` of the published run at ``run_uri`` its dataset's promoted model.
+
+    ``dataset`` defaults to the one the run recorded, else the name of its input file;
+    ``runs_root`` to the folder that holds the run.
+    """
+    folder = RunFolder(run_uri, storage_options)
+    manifest = folder.manifest()
+    if model_id not in manifest["models"]:
+        raise InputValidationError([Problem(rule=f"run {manifest['run_id']} has no model {model_id!r}",
+                                            hint=f"choose one of {', '.join(manifest['models'])}")])
+    dataset = dataset or manifest.get("dataset") or dataset_name(manifest["input"]["uri"])
+    runs_root = runs_root or runs_root_of(run_uri)
+    board = read_leaderboard(folder).set_index("model_id")
+    silhouette = float(board.loc[model_id, "silhouette"])
+    clusters = [int(c) for c in load_model(folder.url(f"models/{model_id}"), storage_options).clusters_]
+    previous = read_promoted(runs_root, dataset, storage_options)
+    next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])
+    promotion = Promotion(dataset, run_uri, model_id, None if math.isnan(silhouette) else silhouette, clusters,
+                          next_id, reasons or ["promoted by hand"],
+                          dt.datetime.now(dt.timezone.utc).isoformat())
+    fs, path = fsspec.core.url_to_fs(pointer_uri(runs_root, dataset), **(storage_options or {}))
+    fs.makedirs(posixpath.dirname(path), exist_ok=True)
+    fs.pipe_file(path, json.dumps(asdict(promotion), indent=2).encode())
+    return promotion
+
+
+def load_promoted_model(runs_root: str, dataset: str, storage_options: dict | None = None) -> ClusterModel:
+    """The promoted model of ``dataset`` (with its stable cluster ids)."""
+    promotion = read_promoted(runs_root, dataset, storage_options)
+    if promotion is None:
+        raise RunNotFoundError(f"no promoted model for dataset {dataset!r} under {runs_root}: "
+                               f"run `clusterflow promote RUN MODEL_ID` or let a recluster promote one")
+    return load_model(promotion.model_uri, storage_options)
