@@ -1,0 +1,5 @@
+"""The self-contained HTML report of a run, and writing it (with the insights) into the run folder."""
+from .html import ReportImages, render_report
+from .publish import REPORT, read_run_input, report_path, write_report
+
+__all__ = ["REPORT", "ReportImages", "read_run_input", "render_report", "report_path", "write_report"]

@@ -1,0 +1,120 @@
+"""Build the insights and the report of a run's model and write them into its run folder.
+
+Used twice: by the `cluster` flow before the manifest is committed, and by
+``clusterflow report`` on a published run (another model, or a rebuild). Either way
+it reads only what a run keeps: the input table, the published models and the
+cached reduced features under ``features/``; nothing is retrained. Each file is
+written in one call, and the manifest is never touched here.
+"""
+from __future__ import annotations
+
+import io
+import posixpath
+import time
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from ..errors import InputValidationError, Problem
+from ..insights import ImageSource, compute_insights, insight_files
+from ..insights.build import ModelInsights
+from ..insights.images import thumbnail_uri
+from ..model import MODEL_FILE, ClusterModel
+from ..storage import RunFolder, content_hash, read_table
+from .html import ReportImages, render_report
+
+REPORT = "report.html"
+
+
+def report_path(manifest: dict, model_id: str) -> str:
+    """Where a model's report lives in the run folder: ``report.html`` for the top model."""
+    return REPORT if model_id == manifest["top_model"] else f"reports/{model_id}.html"
+
+
+def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_id: str | None = None,
+                 **options) -> dict:
+    """Compute a model's insights and report and write them; return what to record in the manifest.
+
+    Parameters
+    ----------
+    folder : RunFolder
+        The run folder (models and ``features/`` already written).
+    frame : DataFrame
+        The run's input table.
+    manifest : dict
+        The run's manifest (written or not yet).
+    model_id : str, optional
+        Default: the run's top model.
+    **options
+        Passed to :func:`clusterflow.insights.compute_insights` (``association_method``, ``projection``, ...).
+
+    Returns
+    -------
+    dict
+        ``{"report": path, "insights": folder, "seconds": float}``, paths relative to the run folder.
+    """
+    started = time.perf_counter()
+    model_id = model_id or manifest["top_model"]
+    if model_id not in manifest["models"]:
+        raise InputValidationError([Problem(rule=f"the run has no model {model_id!r}",
+                                            hint=f"models are: {', '.join(manifest['models'])}")])
+    model: ClusterModel = joblib.load(io.BytesIO(folder.get(f"models/{model_id}/{MODEL_FILE}")))
+    X, validation = cached_features(folder)
+    source = ImageSource(image_root(manifest), folder.storage_options)
+    insights = compute_insights(model, frame, X, validation, model_id=model_id, source=source,
+                                random_state=manifest["parameters"]["seed"], **options)
+    path = report_path(manifest, model_id)
+    board = pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
+    href = posixpath.relpath("insights", posixpath.dirname(path) or ".")
+    html = render_report(manifest, board, insights, report_images(insights, source), href)
+    for name, data in insight_files(insights).items():
+        folder.put(f"insights/{model_id}/{name}", data)
+    folder.put(path, html)
+    return {"report": path, "insights": f"insights/{model_id}", "seconds": time.perf_counter() - started}
+
+
+def cached_features(folder: RunFolder) -> tuple[np.ndarray, np.ndarray]:
+    """The reduced matrix of every input row (table order) and the validation positions, from ``features/``."""
+    train = np.load(io.BytesIO(folder.get("features/train.npy")))
+    validation = np.load(io.BytesIO(folder.get("features/validation.npy")))
+    partition = np.load(io.BytesIO(folder.get("features/partition.npz")))
+    X = np.empty((len(train) + len(validation), train.shape[1]))
+    X[partition["train"]], X[partition["validation"]] = train, validation
+    return X, partition["validation"]
+
+
+def image_root(manifest: dict) -> str:
+    """The folder relative image paths resolve against: the ``image_root`` parameter, else the table's folder."""
+    return manifest["parameters"].get("image_root") or posixpath.dirname(manifest["input"]["uri"]) or "."
+
+
+def read_run_input(manifest: dict, storage_options: dict | None = None) -> pd.DataFrame:
+    """The run's input table, checked against the content hash in its manifest."""
+    uri, expected = manifest["input"]["uri"], manifest["input"]["sha256"]
+    if content_hash(uri, storage_options) != expected:
+        raise InputValidationError([Problem(
+            rule=f"the input table {uri} changed since the run (its SHA-256 differs from the manifest's)",
+            hint="restore the original table; insights describe the rows the run clustered")])
+    return read_table(uri, storage_options)
+
+
+def report_images(insights: ModelInsights, source: ImageSource) -> ReportImages:
+    """Thumbnails of every image the report shows, and larger copies for the activation maps."""
+    rows: dict[int, str] = {}
+    for profile in insights.profiles.values():
+        if profile["kind"] == "image":
+            for key, stats in profile["stats"].items():
+                rows.update({e["row"]: e["path"] for e in stats.get("examples", [])})
+    if insights.embedding is not None:
+        rows.update(zip(insights.embedding["row"].tolist(), insights.embedding["path"].tolist()))
+    large = {m.row: m.path for m in insights.activation_maps}
+    return ReportImages({row: _data_uri(source, path, 96) for row, path in rows.items()},
+                        {row: _data_uri(source, path, 220) for row, path in large.items()})
+
+
+def _data_uri(source: ImageSource, path: str, size: int) -> str | None:
+    try:
+        return thumbnail_uri(source.open(path), size)
+    except OSError:  # moved or unreadable since the run: the report shows the path instead
+        return None
