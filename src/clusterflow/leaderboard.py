@@ -39,8 +39,8 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
 
 
 def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult]) -> pd.DataFrame:
-    """``board`` with rows for more candidates (a rerun's), all ranked again."""
-    added = build_leaderboard(results).drop(columns="rank")
+    """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again."""
+    added = build_leaderboard(results, modalities=str(board["modalities"].iloc[0]).split("+")).drop(columns="rank")
     return _rank(pd.concat([board.drop(columns="rank"), added], ignore_index=True))
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import platform
 import re
 import time
@@ -14,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
+import fsspec
 import numpy as np
 import pandas as pd
 
@@ -22,6 +24,7 @@ from schemas.parameters import RunParameters
 from .algorithms import algorithms_for
 from .blueprint import make_featurizer, make_reducer, modality_columns
 from .errors import AllCandidatesFailedError, InputValidationError, Problem
+from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
@@ -32,6 +35,7 @@ from .training import CandidateResult, CandidateSpec, candidate_specs
 from .validation import validate_table
 
 DEFAULT_RUNS_ROOT = "clusterflow-runs"
+CACHE_FOLDER = ".cache"
 LIBRARIES = ("clusterflow", "scikit-learn", "hdbscan", "dask", "distributed", "pandera", "pandas", "numpy", "prefect")
 
 
@@ -117,18 +121,30 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
 
 
 def featurize_options(params: RunParameters) -> FeaturizeOptions:
-    """The featurizers' settings from the run parameters."""
-    return FeaturizeOptions(seed=params.seed)
+    """The featurizers' settings from the run parameters.
+
+    Local paths (a text model folder, the cache) become absolute: a published model
+    keeps them and must find them from any working directory.
+    """
+    text_model = params.text_model
+    if text_model and os.path.isdir(text_model):
+        text_model = os.path.abspath(text_model)
+    return FeaturizeOptions(seed=params.seed, text_featurizer=params.text_featurizer, text_model=text_model,
+                            cache=params.cache and _absolute(params.cache))
 
 
 def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:
-    """Per modality: its columns, featurized width, target total variance and learned scale."""
+    """Per modality: its columns, featurized width, weight, target total variance, learned scale
+    and what the modality reports of its fitted featurizer."""
     summary = {}
     for name, cols in modality_columns(inputs.decisions).items():
         block = prepared.featurizer.named_transformers_[name]
         scaler = block[-1]
         summary[name] = {"columns": cols, "width": int(scaler.n_features_in_),
+                         "weight": scaler.total_variance / len(cols),
                          "total_variance": scaler.total_variance, "scale": scaler.scale_}
+        if MODALITIES[name].describe_fitted:
+            summary[name]["featurizer"] = MODALITIES[name].describe_fitted(block[0])
     return summary
 
 
@@ -159,7 +175,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
     if not trained:
         raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
             f"  {r.spec.model_id}: {r.error}" for r in results))
-    board = build_leaderboard(results)
+    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)))
     top = top_model_id(board)
     models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
                                                         inputs.roles, inputs.id_column) for r in trained}
@@ -241,6 +257,17 @@ def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
 def runs_root_uri(out: str | None, data_uri: str, run_id: str) -> str:
     """Where a run is published: ``out`` if given, else a new folder under ``clusterflow-runs/``."""
     return out or f"{DEFAULT_RUNS_ROOT}/{run_id}"
+
+
+def cache_uri(cache: str | None, run_uri: str) -> str:
+    """The run store cache: ``cache`` if given, else ``.cache`` in the runs root (the run folder's parent)."""
+    parent = run_uri.rstrip("/").rpartition("/")[0] or "."
+    return _absolute(cache or f"{parent}/{CACHE_FOLDER}")
+
+
+def _absolute(uri: str) -> str:
+    protocol, _ = fsspec.core.split_protocol(uri)
+    return os.path.abspath(uri) if protocol is None else uri
 
 
 def to_json_records(frame: pd.DataFrame) -> list[dict]:

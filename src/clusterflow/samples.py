@@ -40,6 +40,70 @@ def _draw(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return rng.choice(list(weights), p=list(weights.values()))
 
 
+# Four planted review topics: what a review is about, and what it says about it.
+REVIEW_TOPICS = {
+    "electronics": (
+        ["the battery", "the screen", "the charger", "the bluetooth pairing", "the camera", "the touchpad",
+         "the firmware update", "the speaker"],
+        ["lasts about two days on one charge", "drains overnight even when the phone is idle",
+         "connects to my laptop instantly", "overheats while charging", "shows sharp colours in daylight",
+         "crashes whenever I open the settings app", "picks up every word on video calls",
+         "needed a factory reset after a week"],
+    ),
+    "restaurant": (
+        ["the pasta", "our waiter", "the dessert", "the wood-fired pizza", "the wine list", "the soup of the day",
+         "the weekend brunch", "the kitchen"],
+        ["was served hot and nicely seasoned", "took forty minutes to reach our table",
+         "tasted fresh with plenty of garlic and basil", "had a great choice of local red wines",
+         "was far too salty for my taste", "came with a lovely homemade tiramisu",
+         "was busy but the staff stayed friendly", "ran out of bread before lunch"],
+    ),
+    "travel": (
+        ["the hotel room", "the check-in desk", "the flight", "the beach resort", "the airport shuttle",
+         "the guided city tour", "the hostel dormitory", "the overnight train"],
+        ["had a balcony with a view of the harbour", "kept us waiting an hour after landing",
+         "was delayed twice because of the weather", "offered free breakfast by the pool",
+         "was noisy until late because of the nightclub next door", "showed us the old town and the cathedral",
+         "lost our luggage on the way to the island", "left on time and the cabin crew were kind"],
+    ),
+    "apparel": (
+        ["the jacket", "these running shoes", "the denim jeans", "the wool sweater", "the summer dress",
+         "the size guide", "the stitching on the sleeves", "the winter boots"],
+        ["fits true to size across the shoulders", "shrank after the first wash",
+         "feels soft and warm on cold mornings", "gave me blisters on my heels after a short jog",
+         "faded after a few washes", "was accurate so I ordered my usual size",
+         "came apart at the seams within a month", "keeps my feet dry in the snow"],
+    ),
+}
+REVIEW_OPENERS = ["Honestly,", "Overall", "To be fair,", "I noticed that", "In my experience", "After a month,",
+                  "As expected", "Surprisingly,"]
+REVIEW_CLOSERS = ["Would buy again.", "Not sure I would recommend it.", "Five stars from me.", "Two stars.",
+                  "Mixed feelings overall.", "Good value for the money.", ""]
+
+
+def reviews(n_rows: int = 300, seed: int = 5, with_segment: bool = True) -> pd.DataFrame:
+    """Short reviews with four planted topics (electronics, restaurant, travel, apparel).
+
+    Each review is two sentences about its topic between a shared opener and closer,
+    so the wording varies while the topic stays; ``segment`` holds the planted topic.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(REVIEW_TOPICS)
+    topic = rng.choice(len(names), size=n_rows)
+    texts = []
+    for t in topic:
+        subjects, details = REVIEW_TOPICS[names[t]]
+        first, second = rng.choice(len(subjects), size=2, replace=False)
+        texts.append(" ".join(filter(None, [
+            f"{rng.choice(REVIEW_OPENERS)} {subjects[first]} {rng.choice(details)}.",
+            f"{subjects[second][0].upper()}{subjects[second][1:]} {rng.choice(details)}.",
+            rng.choice(REVIEW_CLOSERS)])))
+    frame = pd.DataFrame({"review_id": [f"R{10000 + i}" for i in range(n_rows)], "review": texts})
+    if with_segment:
+        frame["segment"] = [names[t] for t in topic]
+    return frame
+
+
 DEMO_DATA_DIR = "clusterflow-runs/demo-data"
 
 

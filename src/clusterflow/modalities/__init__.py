@@ -8,8 +8,9 @@ from __future__ import annotations
 from .base import Modality
 from .categorical import CATEGORICAL
 from .numeric import NUMERIC
+from .text import TEXT
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL)}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL, TEXT)}
 
 
 def modality_of_role(role: str) -> Modality:

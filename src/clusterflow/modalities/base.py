@@ -18,6 +18,9 @@ class FeaturizeOptions:
     """
 
     seed: int = 0
+    text_featurizer: str = "embedding"
+    text_model: str | None = None
+    cache: str | None = None  # the run store cache root; featurizers keep their caches in subfolders
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Modality:
     roles: tuple[str, ...]
     make_featurizer: Callable[[list[str], FeaturizeOptions], TransformerMixin]
     description: str
+    describe_fitted: Callable[[TransformerMixin], dict] | None = None  # what the manifest records of a fitted featurizer
 
 
 class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
