@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--blocksize", help="score over Dask partitions of this size (e.g. 64MB)")
     predict.add_argument("--dask-address")
 
+    report = commands.add_parser("report", help="(re)build the insights and report of a finished run, no retraining")
+    report.add_argument("run", help="a published run folder")
+    report.add_argument("--model", help="a model of the run (default: its top model)")
+    report.add_argument("--associations", choices=("mutual_info", "cramers_v"), default="mutual_info",
+                        help="association measure of the Feature Associations matrix")
+    report.add_argument("--projection", choices=("pca", "tsne"), default="pca",
+                        help="2-D projection of the Image Embeddings view")
+
     demo = commands.add_parser("demo", help="generate a sample table with planted segments and cluster it")
     demo.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
     demo.add_argument("--rows", type=int, default=2000)
@@ -100,12 +108,26 @@ def _print_run(run_uri: str) -> None:
     print(format_leaderboard(read_leaderboard(folder)))
     print(f"\nTop model: {manifest['top_model']}")
     print(f"Run folder: {run_uri}")
+    print(f"Report: {folder.url(manifest['report'])}")
 
 
 def _predict(args) -> int:
     from flows.predict import predict
 
     predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address)
+    return 0
+
+
+def _report(args) -> int:
+    from clusterflow.report import read_run_input, write_report
+    from clusterflow.storage import RunFolder
+
+    folder = RunFolder(args.run)
+    manifest = folder.manifest()
+    written = write_report(folder, read_run_input(manifest), manifest, args.model,
+                           association_method=args.associations, projection=args.projection)
+    print(f"Insights: {folder.url(written['insights'])}")
+    print(f"Report: {folder.url(written['report'])}")
     return 0
 
 
@@ -123,7 +145,7 @@ def _demo(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "predict": _predict, "demo": _demo}
+COMMANDS = {"run": _run, "predict": _predict, "report": _report, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,7 @@ from clusterflow.compute import SharedMatrices, dask_client
 from clusterflow.storage import RunFolder
 from schemas.parameters import parse_parameters
 from tasks.cluster import (candidate_outcome, commit_run, load_input, prepare_features, publish_artifacts,
-                           train_candidate, write_run_files)
+                           publish_report_artifacts, train_candidate, write_report, write_run_files)
 
 
 @flow(name="cluster", flow_run_name="cluster-{data}", log_prints=True)
@@ -45,6 +45,8 @@ def cluster(
         futures.wait()
         results = [candidate_outcome(spec, future.state) for spec, future in zip(prepared.specs, futures)]
     manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
+    manifest = write_report(run_uri, inputs, manifest, storage_options)
     manifest = commit_run(run_uri, manifest, storage_options)
     publish_artifacts(run_uri, manifest, storage_options)
+    publish_report_artifacts(run_uri, manifest, storage_options)
     return run_uri

@@ -6,11 +6,11 @@ Tasks hand each other in-process objects, so none caches on its inputs
 from __future__ import annotations
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
-from clusterflow import runs
+from clusterflow import report, runs
 from clusterflow.compute import SharedMatrices
 from clusterflow.storage import RunFolder
 from clusterflow.training import CandidateResult, CandidateSpec, fit_and_score
@@ -54,6 +54,12 @@ def write_run_files(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared:
     return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
 
 
+@task(cache_policy=NO_CACHE)
+def write_report(run_uri: str, inputs: runs.RunInputs, manifest: dict, storage_options: dict | None) -> dict:
+    """Insights and report of the top model, written before the manifest: if this fails, nothing is published."""
+    return report.add_report(RunFolder(run_uri, storage_options), inputs.frame, manifest)
+
+
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def commit_run(run_uri: str, manifest: dict, storage_options: dict | None) -> dict:
     return runs.commit_run(RunFolder(run_uri, storage_options), manifest)
@@ -68,6 +74,18 @@ def publish_artifacts(run_uri: str, manifest: dict, storage_options: dict | None
                           description=f"Leaderboard of run {manifest['run_id']} ({run_uri})")
     create_markdown_artifact(key=f"run-summary-{key}", markdown=runs.summary_markdown(manifest, board),
                              description=f"Summary of run {manifest['run_id']}")
+
+
+@task(cache_policy=NO_CACHE)
+def publish_report_artifacts(run_uri: str, manifest: dict, storage_options: dict | None) -> None:
+    """Facts on each top cluster (markdown) and a link to the report, keyed by dataset so the UI keeps history."""
+    folder = RunFolder(run_uri, storage_options)
+    key = runs.dataset_name(manifest["input"]["uri"])
+    create_markdown_artifact(key=f"clusters-{key}", markdown=report.cluster_summary_markdown(folder, manifest),
+                             description=f"Clusters of the top model of run {manifest['run_id']}")
+    create_link_artifact(key=f"report-{key}", link=report.report_link(folder, manifest),
+                         link_text=f"Report of run {manifest['run_id']}",
+                         description="Self-contained HTML: leaderboard, cluster insights, feature impact")
 
 
 def _is_input_error(state: State) -> bool:

@@ -9,6 +9,8 @@ written in one call, and the manifest is never touched here.
 from __future__ import annotations
 
 import io
+import json
+import os
 import posixpath
 import time
 
@@ -21,6 +23,7 @@ from ..insights import ImageSource, compute_insights, insight_files
 from ..insights.build import ModelInsights
 from ..insights.images import thumbnail_uri
 from ..model import MODEL_FILE, ClusterModel
+from ..roles import is_missing
 from ..storage import RunFolder, content_hash, read_table
 from .html import ReportImages, render_report
 
@@ -74,6 +77,27 @@ def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_i
     return {"report": path, "insights": f"insights/{model_id}", "seconds": time.perf_counter() - started}
 
 
+def add_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, **options) -> dict:
+    """Write the top model's insights and report; return the manifest recording them (not yet committed)."""
+    written = write_report(folder, frame, manifest, **options)
+    timings = {**manifest["timings_seconds"], "insights_and_report": written["seconds"]}
+    return {**manifest, "report": written["report"], "insights": written["insights"], "timings_seconds": timings}
+
+
+def cluster_summary_markdown(folder: RunFolder, manifest: dict) -> str:
+    """A few facts per cluster of the top model (size, defining features), from its published insights."""
+    document = json.loads(folder.get(f"{manifest['insights']}/insights.json"))
+    lines = "".join(f"\n- {sentence}" for sentence in document["summary"])
+    return (f"# Clusters of run `{manifest['run_id']}`\n\nTop model **{document['model_id']}**, clusters by size:\n"
+            f"{lines}\n\nThe full report: `{folder.url(manifest['report'])}`\n")
+
+
+def report_link(folder: RunFolder, manifest: dict) -> str:
+    """A URL of the run's report (``file://`` for a local run folder)."""
+    uri = folder.url(manifest["report"])
+    return uri if "://" in uri else "file://" + os.path.abspath(uri)
+
+
 def cached_features(folder: RunFolder) -> tuple[np.ndarray, np.ndarray]:
     """The reduced matrix of every input row (table order) and the validation positions, from ``features/``."""
     train = np.load(io.BytesIO(folder.get("features/train.npy")))
@@ -90,13 +114,21 @@ def image_root(manifest: dict) -> str:
 
 
 def read_run_input(manifest: dict, storage_options: dict | None = None) -> pd.DataFrame:
-    """The run's input table, checked against the content hash in its manifest."""
+    """The run's input table, checked against the content hash in its manifest.
+
+    Image paths become URIs under the run's image root, as the run resolved them.
+    """
     uri, expected = manifest["input"]["uri"], manifest["input"]["sha256"]
     if content_hash(uri, storage_options) != expected:
         raise InputValidationError([Problem(
             rule=f"the input table {uri} changed since the run (its SHA-256 differs from the manifest's)",
             hint="restore the original table; insights describe the rows the run clustered")])
-    return read_table(uri, storage_options)
+    frame = read_table(uri, storage_options)
+    source = ImageSource(image_root(manifest), storage_options)
+    for column in (r["column"] for r in manifest["roles"] if r["role"] == "image"):
+        present = ~is_missing(frame[column])
+        frame.loc[present, column] = frame.loc[present, column].astype(str).str.strip().map(source.uri)
+    return frame
 
 
 def report_images(insights: ModelInsights, source: ImageSource) -> ReportImages:
