@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandera.pandas as pa
 
+from clusterflow.modalities.datetime import parses_consistently
 from clusterflow.roles import non_numeric_rows
 
 MIN_ROWS = 10
@@ -15,12 +16,15 @@ MIN_ROWS = 10
 HINTS = {
     "values are not numbers": "fix or blank these values, or set the column's role to categorical in a roles file",
     "id values repeat": "an id column must identify each row once; set its role to categorical or ignore",
+    "values do not parse as dates/times": "at least 95% of the values must parse one way (ISO 8601, 26/11/2026 "
+    "14:05, epoch seconds, ...): fix these, or set the column's role to categorical or text in a roles file",
     f"the table has fewer than {MIN_ROWS} rows": f"clustering needs at least {MIN_ROWS} rows",
 }
 
 ROLE_CHECKS = {
     "numeric": [pa.Check(lambda s: ~non_numeric_rows(s), name="numeric_values", error="values are not numbers")],
     "id": [pa.Check(lambda s: ~s.duplicated(keep=False), name="unique_id", error="id values repeat")],
+    "datetime": [pa.Check(parses_consistently, name="datetime_values", error="values do not parse as dates/times")],
 }
 
 

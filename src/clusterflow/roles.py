@@ -7,6 +7,7 @@ decides gives the role and the reason, so the decision can be shown to the user
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Callable
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from . import temporal
 from .errors import InputValidationError, Problem
 
 ROLES = ("numeric", "categorical", "text", "image", "geo", "latitude", "longitude", "datetime", "id", "ignore")
@@ -24,6 +26,15 @@ MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "-
 MAX_MISSING_FRACTION = 0.95
 NUMERIC_PARSE_FRACTION = 0.95
 ID_UNIQUE_FRACTION = 0.95
+BOOLEAN_VALUES = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0, "y": 1.0, "n": 0.0}
+DATETIME_PARSE_FRACTION = 0.95
+EPOCH_UNIT_NAMES = {"epoch-s": "seconds", "epoch-ms": "milliseconds"}
+ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid)$|(?-i:[a-z]Id$)", re.IGNORECASE)
+# A string column this distinct is never one-hot encoded: text if it reads as prose,
+# else an identifier (id when unique, ignored when its values repeat).
+PROSE_DISTINCT_FRACTION = 0.5
+PROSE_MIN_WORDS = 3
+KEY_DISTINCT_FRACTION = 0.9
 
 
 @dataclass(frozen=True)
@@ -39,13 +50,17 @@ class RoleDecision:
 
 
 def as_numbers(values: pd.Series) -> pd.Series:
-    """Values as floats: numbers stay, missing tokens become NaN, other strings NaN too."""
+    """Values as floats: numbers stay, boolean words (yes/no, true/false, t/f, y/n, any case) are 1/0,
+    missing tokens become NaN, other strings NaN too."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype(float)
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
     text = values.astype("string").str.strip()
-    return pd.to_numeric(text.where(~text.str.lower().isin(MISSING_TOKENS)), errors="coerce").astype(float)
+    lowered = text.str.lower()
+    booleans = lowered.map(BOOLEAN_VALUES).astype(float)
+    numbers = pd.to_numeric(text.where(~lowered.isin(MISSING_TOKENS) & booleans.isna()), errors="coerce")
+    return numbers.astype(float).fillna(booleans)
 
 
 def is_missing(values: pd.Series) -> pd.Series:
@@ -77,9 +92,48 @@ def _constant(name: str, values: pd.Series, present: pd.Series) -> RoleDecision 
     return None
 
 
+def _boolean(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_bool_dtype(present.infer_objects()):
+        return RoleDecision(name, "numeric", "boolean dtype: one 0/1 feature")
+    spellings = set(present.astype(str).str.strip().str.lower().unique())
+    if len(spellings) <= 4 and spellings <= set(BOOLEAN_VALUES) | {"0", "1", "0.0", "1.0"}:
+        return RoleDecision(name, "numeric", f"boolean values ({'/'.join(sorted(spellings))}): one 0/1 feature")
+    return None
+
+
+def _datetime(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return RoleDecision(name, "datetime", "datetime dtype")
+    if pd.api.types.is_numeric_dtype(values) or as_numbers(present).notna().mean() >= NUMERIC_PARSE_FRACTION:
+        if not temporal.is_time_name(name):
+            return None
+        unit, fraction = temporal.epoch_unit(as_numbers(present))
+        if unit is None or fraction < DATETIME_PARSE_FRACTION:
+            return None
+        stamps = temporal.to_utc(as_numbers(present), unit)
+        start, end = (f"{stamp:%Y-%m-%d}" for stamp in (stamps.min(), stamps.max()))
+        return RoleDecision(name, "datetime", f"named like a time, numbers are {EPOCH_UNIT_NAMES[unit]} "
+                                              f"since 1970 ({start} to {end})" + _unparsed(present, fraction))
+    fmt, fraction = temporal.best_string_format(present)
+    if fmt is None or fraction < DATETIME_PARSE_FRACTION:
+        return None
+    return RoleDecision(name, "datetime", f"{fraction:.0%} of values parse as dates/times ({fmt})"
+                        + _unparsed(present, fraction))
+
+
+def _unparsed(present: pd.Series, fraction: float) -> str:
+    count = round(len(present) * (1 - fraction))
+    return f"; {count} unparseable value(s) will be missing" if count else ""
+
+
+def _numeric_key(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if (pd.api.types.is_integer_dtype(values) and ID_NAME.search(name) and len(present) == len(values)
+            and values.is_unique):
+        return RoleDecision(name, "id", "unique integers in a column named like a key: a row identifier")
+    return None
+
+
 def _numeric(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
-    if pd.api.types.is_bool_dtype(values):
-        return RoleDecision(name, "numeric", "boolean values, used as 0/1")
     if pd.api.types.is_numeric_dtype(values):
         numbers = present.astype(float)
         whole = bool(np.all(np.mod(numbers, 1) == 0))
@@ -99,8 +153,22 @@ def _is_sequential(numbers: pd.Series) -> bool:
 
 def _unique_key(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
     text = present.astype(str)
-    if len(values) >= 20 and text.nunique() / len(values) >= ID_UNIQUE_FRACTION and text.str.count(" ").mean() < 1:
+    if len(values) >= 20 and len(present) == len(values) and text.is_unique and text.str.count(" ").mean() < 1:
         return RoleDecision(name, "id", "dropped: unique string key (id-like), carried into outputs")
+    return None
+
+
+def _high_cardinality(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    text = present.astype(str)
+    distinct = text.nunique() / max(len(text), 1)
+    if distinct < PROSE_DISTINCT_FRACTION:
+        return None
+    words = float(text.str.split().str.len().median())
+    if words >= PROSE_MIN_WORDS:
+        return RoleDecision(name, "text", f"prose: {distinct:.0%} distinct values, {words:g} words per value (median)")
+    if distinct >= KEY_DISTINCT_FRACTION:
+        return RoleDecision(name, "ignore", f"dropped: key-like labels, {distinct:.1%} distinct but not unique "
+                                            "(an identifier, not a feature; too repeated to be the id)")
     return None
 
 
@@ -109,8 +177,9 @@ def _categorical(name: str, values: pd.Series, present: pd.Series) -> RoleDecisi
 
 
 # Order matters: the first rule that decides wins. Modalities insert their rules
-# before `_unique_key` and `_categorical` (text, image, geo, datetime).
-INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _numeric, _unique_key, _categorical]
+# before `_unique_key` and `_categorical` (text, image, geo).
+INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _boolean, _datetime, _numeric_key, _numeric, _unique_key,
+                               _high_cardinality, _categorical]
 
 
 def infer_role(name: str, values: pd.Series) -> RoleDecision:

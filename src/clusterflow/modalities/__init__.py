@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from .base import Modality
 from .categorical import CATEGORICAL
+from .datetime import DATETIME
 from .numeric import NUMERIC
 from .text import TEXT
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL, TEXT)}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL, DATETIME, TEXT)}
 
 
 def modality_of_role(role: str) -> Modality:

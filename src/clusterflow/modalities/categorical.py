@@ -1,17 +1,28 @@
-"""Categorical columns: one-hot of the frequent levels plus "other", missing as a level."""
+"""Categorical columns: one-hot of the frequent levels plus "other", missing as a level.
+
+Width is bounded whatever the cardinality: at most :data:`MAX_LEVELS` features per
+column. Columns with more than :data:`FREQUENCY_ENCODING_ABOVE` levels also get a
+frequency feature, so the many levels that share "other" still differ by how common they are.
+"""
 from __future__ import annotations
+
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
+from ..errors import InputValidationError, Problem
 from ..roles import is_missing
 from .base import FeaturizeOptions, Modality
 
-MAX_LEVELS = 30  # per column, the "other" level included: the block's width stays bounded
+MAX_LEVELS = 30  # per column, "other" and the frequency feature included: the block's width stays bounded
 MIN_LEVEL_FREQUENCY = 0.005
+FREQUENCY_ENCODING_ABOVE = 100  # distinct levels
 MISSING_LEVEL = "(missing)"
+OTHER_LEVEL = "(other)"
 
 
 def to_labels(frame: pd.DataFrame) -> np.ndarray:
@@ -22,13 +33,136 @@ def to_labels(frame: pd.DataFrame) -> np.ndarray:
     ])
 
 
-def make_categorical_featurizer(columns: list[str], options: FeaturizeOptions):
-    return make_pipeline(
-        FunctionTransformer(to_labels, feature_names_out="one-to-one"),
-        OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_LEVELS,
-                      min_frequency=MIN_LEVEL_FREQUENCY, sparse_output=False),
-    )
+class CategoricalEncoder(TransformerMixin, BaseEstimator):
+    """Encode label columns with a bounded width: frequent levels one-hot, the rest "other".
+
+    Per column, the levels that hold at least ``min_frequency`` of the training rows
+    get one-hot features, most frequent first, up to the width budget; every other
+    level (and any level unseen in training) shares one "other" feature. A column
+    with more than ``frequency_above`` distinct training levels also gets a frequency
+    feature: log(1 + the level's training count), standardized, 0 counts for unseen
+    levels. Missing values are a level of their own. A column never takes more than
+    ``max_categories`` features, whatever its cardinality.
+
+    Parameters
+    ----------
+    max_categories : int, default=30
+        The most features per column: one-hot levels, "other" and frequency together.
+    min_frequency : float, default=0.005
+        Levels rarer than this share of the training rows go to "other".
+    frequency_above : int, default=100
+        Columns with more distinct training levels than this also get the frequency feature.
+
+    Attributes
+    ----------
+    categories_ : list of ndarray
+        Per column, the levels with a one-hot feature, most frequent first.
+    other_ : list of bool
+        Per column, whether it has the "other" feature.
+    counts_ : dict of str -> pandas.Series
+        Training count of every level, for the frequency-encoded columns.
+    frequency_center_, frequency_scale_ : dict of str -> float
+        Standardization of the frequency feature.
+    column_details_ : dict of str -> dict
+        Per column, for the run's explanation: distinct levels, one-hot levels,
+        "other", frequency feature, width and a one-line summary.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"city": ["Oslo"] * 6 + ["Rome"] * 3 + ["Lima"]})
+    >>> encoder = CategoricalEncoder(max_categories=3, min_frequency=0.2).fit(frame)
+    >>> encoder.get_feature_names_out().tolist()
+    ['city=Oslo', 'city=Rome', 'city=(other)']
+    >>> encoder.transform(pd.DataFrame({"city": ["Rome", "Paris"]})).tolist()
+    [[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+
+    _parameter_constraints = {
+        "max_categories": [Interval(Integral, 3, None, closed="left")],
+        "min_frequency": [Interval(Real, 0, 1, closed="both")],
+        "frequency_above": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, max_categories: int = MAX_LEVELS, min_frequency: float = MIN_LEVEL_FREQUENCY,
+                 frequency_above: int = FREQUENCY_ENCODING_ABOVE):
+        self.max_categories = max_categories
+        self.min_frequency = min_frequency
+        self.frequency_above = frequency_above
+
+    def fit(self, X: pd.DataFrame, y=None):
+        """Learn each column's one-hot levels (and level counts when it has many) from ``X``."""
+        self._validate_params()
+        self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self.categories_, self.other_ = [], []
+        self.counts_, self.frequency_center_, self.frequency_scale_, self.column_details_ = {}, {}, {}, {}
+        for column in self.feature_names_in_:
+            labels = to_labels(X[[column]])[:, 0]
+            counts = pd.Series(labels).value_counts()
+            counts = counts.iloc[np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))]
+            frequency = len(counts) > self.frequency_above
+            frequent = counts[counts >= self.min_frequency * len(labels)]
+            budget = self.max_categories - int(frequency)
+            if len(frequent) < len(counts) or len(counts) > budget:
+                budget -= 1  # room for "other"
+            self.categories_.append(frequent.index[:budget].to_numpy(dtype=object))
+            self.other_.append(len(self.categories_[-1]) < len(counts))
+            if frequency:
+                self.counts_[column] = counts
+                logs = np.log1p(counts.to_numpy(dtype=float)).repeat(counts.to_numpy())
+                self.frequency_center_[column] = float(logs.mean())
+                self.frequency_scale_[column] = float(logs.std()) or 1.0
+            self.column_details_[column] = _details(len(counts), len(self.categories_[-1]), self.other_[-1], frequency)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The features of ``X``: per column its one-hot levels, "other" and frequency feature."""
+        check_is_fitted(self)
+        absent = [c for c in self.feature_names_in_ if c not in X.columns]
+        if absent:
+            raise InputValidationError([Problem(rule="column is missing", column=c,
+                                                hint="the encoder was fitted with it") for c in absent])
+        blocks = []
+        for column, levels, other in zip(self.feature_names_in_, self.categories_, self.other_):
+            labels = to_labels(X[[column]])[:, 0]
+            codes = pd.Categorical(labels, categories=levels).codes
+            onehot = np.zeros((len(labels), len(levels) + int(other)))
+            known = codes >= 0
+            onehot[np.flatnonzero(known), codes[known]] = 1.0
+            if other:
+                onehot[~known, -1] = 1.0
+            blocks.append(onehot)
+            if column in self.counts_:
+                counts = pd.Series(labels).map(self.counts_[column]).fillna(0).to_numpy(dtype=float)
+                blocks.append(((np.log1p(counts) - self.frequency_center_[column])
+                               / self.frequency_scale_[column])[:, None])
+        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self)
+        _check_feature_names_in(self, input_features)
+        names = []
+        for column, levels, other in zip(self.feature_names_in_, self.categories_, self.other_):
+            names += [f"{column}={level}" for level in levels] + ([f"{column}={OTHER_LEVEL}"] if other else [])
+            if column in self.counts_:
+                names.append(f"{column}:frequency")
+        return np.asarray(names, dtype=object)
 
 
-CATEGORICAL = Modality("categorical", ("categorical",), make_categorical_featurizer,
-                       f"one-hot of up to {MAX_LEVELS - 1} frequent levels + other, missing as a level")
+def _details(n_levels: int, one_hot: int, other: bool, frequency: bool) -> dict:
+    summary = f"{n_levels:,} levels: {one_hot} one-hot" + (" + other" if other else "") + (" + frequency" if frequency else "")
+    return {"levels": n_levels, "one_hot": one_hot, "other": other, "frequency": frequency,
+            "width": one_hot + int(other) + int(frequency), "summary": summary}
+
+
+def make_categorical_featurizer(columns: list[str], options: FeaturizeOptions) -> CategoricalEncoder:
+    return CategoricalEncoder()
+
+
+CATEGORICAL = Modality(
+    "categorical", ("categorical",), make_categorical_featurizer,
+    f"one-hot of frequent levels + other, missing as a level; a frequency feature past {FREQUENCY_ENCODING_ABOVE} "
+    f"levels; at most {MAX_LEVELS} features per column",
+    describe_fitted=lambda encoder: encoder.column_details_,
+)
