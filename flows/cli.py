@@ -37,6 +37,51 @@ def _parse_weights(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError("weights look like numeric=1,categorical=2") from None
 
 
+RUNS_ROOT_HELP = "the folder (or fsspec URI) holding runs and dataset promotions (default: clusterflow-runs)"
+
+
+def _add_operations(commands) -> None:
+    rerun = commands.add_parser("rerun", help="train more cluster counts on a run's cached features")
+    rerun.add_argument("run", help="a published run folder")
+    rerun.add_argument("--k", type=int, nargs="+", required=True, help="the new cluster counts")
+    rerun.add_argument("--model", help="only this model's algorithm (default: every k-taking algorithm of the run)")
+    rerun.add_argument("--dask-address")
+
+    promote = commands.add_parser("promote", help="make a model the promoted model of its dataset")
+    promote.add_argument("run", help="a published run folder")
+    promote.add_argument("model_id")
+    promote.add_argument("--runs-root", help="where promotions are kept (default: the folder holding RUN)")
+    promote.add_argument("--dataset", help="default: the dataset the run recorded, else its input file's name")
+
+    recluster = commands.add_parser("recluster", help="cluster new data, keep cluster ids stable, decide promotion")
+    recluster.add_argument("data")
+    recluster.add_argument("--runs-root", help=RUNS_ROOT_HELP)
+    recluster.add_argument("--dataset", help="default: the data file's name")
+    recluster.add_argument("--k", type=int, nargs="+")
+    recluster.add_argument("--algorithms", type=_comma_list)
+    recluster.add_argument("--tolerance", type=float, default=0.05,
+                           help="promote unless the new silhouette is worse than the promoted one by more than this")
+    recluster.add_argument("--dask-address")
+
+    serve = commands.add_parser("serve", help="serve the deployments (nightly schedule, data-arrived trigger, "
+                                              "predict) from this process; needs PREFECT_API_URL")
+    serve.add_argument("--runs-root", help=RUNS_ROOT_HELP)
+    serve.add_argument("--nightly-data", help="a table to cluster on the nightly schedule (cluster-nightly)")
+    serve.add_argument("--cron", default="0 2 * * *", help="the nightly schedule (UTC)")
+    serve.add_argument("--dask-address", help="run every deployment's compute on this Dask scheduler")
+
+    notify = commands.add_parser("notify", help="emit the event that new data landed (triggers a recluster); "
+                                                "needs PREFECT_API_URL")
+    notify.add_argument("data", help="the new table's URI")
+    notify.add_argument("--dataset", help="default: the data file's name")
+    notify.add_argument("--k", type=int, nargs="+")
+    notify.add_argument("--algorithms", type=_comma_list)
+
+
+def _comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clusterflow", description="Multimodal clustering as Prefect workflows.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -47,8 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
 
     predict = commands.add_parser("predict", help="assign clusters to a new table with a published model")
-    predict.add_argument("model", help="a run folder (its top model) or RUN/models/<model_id>")
+    predict.add_argument("model", nargs="?",
+                         help="a run folder (its top model) or RUN/models/<model_id>; "
+                              "default: the promoted model of the dataset")
     predict.add_argument("data")
+    predict.add_argument("--dataset", help="whose promoted model to use when no model is given "
+                                           "(default: the data file's name)")
+    predict.add_argument("--runs-root", help=RUNS_ROOT_HELP)
     predict.add_argument("--out", required=True, help="output Parquet file (a folder when partitioned)")
     predict.add_argument("--blocksize", help="score over Dask partitions of this size (e.g. 64MB)")
     predict.add_argument("--dask-address")
@@ -60,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="association measure of the Feature Associations matrix")
     report.add_argument("--projection", choices=("pca", "tsne"), default="pca",
                         help="2-D projection of the Image Embeddings view")
+
+    _add_operations(commands)
 
     demo = commands.add_parser("demo", help="generate a sample table with planted segments and cluster it")
     demo.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
@@ -114,7 +166,10 @@ def _print_run(run_uri: str) -> None:
 def _predict(args) -> int:
     from flows.predict import predict
 
-    predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address)
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+
+    predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address,
+            dataset=args.dataset, runs_root=args.runs_root or DEFAULT_RUNS_ROOT)
     return 0
 
 
@@ -128,6 +183,48 @@ def _report(args) -> int:
                            association_method=args.associations, projection=args.projection)
     print(f"Insights: {folder.url(written['insights'])}")
     print(f"Report: {folder.url(written['report'])}")
+    return 0
+
+
+def _rerun(args) -> int:
+    from flows.rerun import rerun
+
+    _print_run(rerun(run=args.run, k=args.k, model=args.model, dask_address=args.dask_address))
+    return 0
+
+
+def _promote(args) -> int:
+    from clusterflow.promotion import pointer_uri, promote, runs_root_of
+
+    promotion = promote(args.run, args.model_id, runs_root=args.runs_root, dataset=args.dataset)
+    print(f"{promotion.dataset}: promoted {promotion.model_id} of {promotion.run_uri} "
+          f"({pointer_uri(args.runs_root or runs_root_of(args.run), promotion.dataset)})")
+    return 0
+
+
+def _recluster(args) -> int:
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+    from flows.recluster import recluster
+
+    _print_run(recluster(data=args.data, runs_root=args.runs_root or DEFAULT_RUNS_ROOT, dataset=args.dataset,
+                         k=args.k, algorithms=args.algorithms, tolerance=args.tolerance,
+                         dask_address=args.dask_address))
+    return 0
+
+
+def _serve(args) -> int:
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+    from deployments.serving import serve_all
+
+    serve_all(args.runs_root or DEFAULT_RUNS_ROOT, args.nightly_data, args.cron, args.dask_address)
+    return 0
+
+
+def _notify(args) -> int:
+    from deployments.serving import DATA_ARRIVED, emit_data_arrived
+
+    event_id = emit_data_arrived(args.data, args.dataset, args.k, args.algorithms)
+    print(f"emitted {DATA_ARRIVED} for {args.data} (event {event_id})")
     return 0
 
 
@@ -145,7 +242,8 @@ def _demo(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "predict": _predict, "report": _report, "demo": _demo}
+COMMANDS = {"run": _run, "predict": _predict, "rerun": _rerun, "promote": _promote, "recluster": _recluster,
+            "serve": _serve, "notify": _notify, "report": _report, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

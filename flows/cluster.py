@@ -1,17 +1,18 @@
 """The `cluster` flow: load -> validate -> featurize -> fan-out on Dask -> leaderboard -> publish."""
 from __future__ import annotations
 
-from prefect import flow, unmapped
+from prefect import flow
 
 from clusterflow import runs
 from clusterflow.compute import SharedMatrices, dask_client
 from clusterflow.storage import RunFolder
 from schemas.parameters import parse_parameters
-from tasks.cluster import (candidate_outcome, commit_run, load_input, prepare_features, publish_artifacts,
-                           publish_report_artifacts, train_candidate, write_report, write_run_files)
+from tasks.cluster import (commit_run, load_input, prepare_features, publish_artifacts, publish_report_artifacts,
+                           train_candidates, write_report, write_run_files)
+from tasks.observe import label_run, run_name
 
 
-@flow(name="cluster", flow_run_name="cluster-{data}", log_prints=True)
+@flow(name="cluster", flow_run_name=run_name("cluster"), log_prints=True)
 def cluster(
     data: str,
     roles: str | None = None,
@@ -19,6 +20,7 @@ def cluster(
     algorithms: list[str] | None = None,
     mode: str = "comprehensive",
     out: str | None = None,
+    runs_root: str | None = None,
     seed: int = 0,
     validation_fraction: float = 0.2,
     weights: dict[str, float] | None = None,
@@ -28,9 +30,13 @@ def cluster(
     dask_address: str | None = None,
     storage_options: dict | None = None,
 ) -> str:
-    """Cluster the table at ``data`` and publish a run folder; returns the run's URI."""
+    """Cluster the table at ``data`` and publish a run folder; returns the run's URI.
+
+    The run folder is ``out``, else a new folder under ``runs_root`` (default ``clusterflow-runs``).
+    """
+    label_run(runs.dataset_name(data))
     run_id = runs.new_run_id(data)
-    run_uri = runs.runs_root_uri(out, data, run_id)
+    run_uri = runs.runs_root_uri(out, data, run_id, runs_root)
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
                               text_featurizer=text_featurizer, text_model=text_model,
@@ -41,9 +47,8 @@ def cluster(
     prepared = prepare_features(inputs, params)
     with dask_client(dask_address) as client:
         shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation)
-        futures = train_candidate.map(prepared.specs, unmapped(shared), params.silhouette_sample)
-        futures.wait()
-        results = [candidate_outcome(spec, future.state) for spec, future in zip(prepared.specs, futures)]
+        results = train_candidates(prepared.specs, shared, params.silhouette_sample,
+                                   f"fan-out-{runs.dataset_name(data)}")
     manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
     manifest = write_report(run_uri, inputs, manifest, storage_options)
     manifest = commit_run(run_uri, manifest, storage_options)

@@ -5,13 +5,25 @@ from prefect import flow
 
 from clusterflow.compute import dask_client
 from clusterflow.predicting import should_partition
+from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
+from tasks.observe import label_run, run_name
+from tasks.operations import promoted_model_uri
 from tasks.predict import assign_by_partition, assign_in_memory, load_published_model
 
 
-@flow(name="predict", flow_run_name="predict-{data}", log_prints=True)
-def predict(model: str, data: str, out: str, blocksize: str | None = None, dask_address: str | None = None,
-            storage_options: dict | None = None) -> str:
-    """Assign clusters to every row of ``data``; ``blocksize`` (or a large file) scores over Dask partitions."""
+@flow(name="predict", flow_run_name=run_name("predict"), log_prints=True)
+def predict(model: str | None, data: str, out: str, blocksize: str | None = None, dask_address: str | None = None,
+            storage_options: dict | None = None, dataset: str | None = None,
+            runs_root: str = DEFAULT_RUNS_ROOT) -> str:
+    """Assign clusters to every row of ``data``; ``blocksize`` (or a large file) scores over Dask partitions.
+
+    Without a ``model``, the promoted model of ``dataset`` (default: the data file's name)
+    under ``runs_root`` scores the rows.
+    """
+    dataset = dataset or dataset_name(data)
+    label_run(dataset)
+    if model is None:
+        model = promoted_model_uri(runs_root, dataset, storage_options)
     fitted = load_published_model(model, storage_options)
     if blocksize is None and not should_partition(data, storage_options):
         rows = assign_in_memory(fitted, data, out, storage_options)

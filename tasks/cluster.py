@@ -5,9 +5,11 @@ Tasks hand each other in-process objects, so none caches on its inputs
 """
 from __future__ import annotations
 
-from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect import get_run_logger, task, unmapped
+from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
+                               create_table_artifact, update_progress_artifact)
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.states import State
 
 from clusterflow import report, runs
@@ -46,6 +48,23 @@ def candidate_outcome(spec: CandidateSpec, state: State) -> CandidateResult:
     error = state.result(raise_on_failure=False)
     message = str(error).removeprefix(f"{spec.model_id} failed: ")
     return CandidateResult(spec, error=message if isinstance(error, BaseException) else state.message)
+
+
+def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhouette_sample: int,
+                     progress_key: str) -> list[CandidateResult]:
+    """The fan-out: one ``train_candidate`` per spec on the Dask cluster, with a progress
+    artifact and a log line as each candidate finishes. Failed candidates come back as
+    failed results (a failed task alone would not fail the flow)."""
+    logger = get_run_logger()
+    futures = train_candidate.map(specs, unmapped(shared), silhouette_sample)
+    progress = create_progress_artifact(0.0, key=progress_key, description=f"candidates trained of {len(specs)}")
+    spec_of = {future.task_run_id: spec for spec, future in zip(specs, futures)}
+    for done, future in enumerate(as_completed(futures), 1):
+        update_progress_artifact(progress, 100.0 * done / len(specs))
+        logger.info("%s %s (%d/%d candidates)", spec_of[future.task_run_id].model_id, future.state.name.lower(),
+                    done, len(specs))
+    futures.wait()  # keeps each final state, with its result, on the future
+    return [candidate_outcome(spec, future.state) for spec, future in zip(specs, futures)]
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 
 from .errors import InputValidationError, Problem, RunNotFoundError
-from .model import ClusterModel, load_model
+from .model import load_model
 from .runs import dataset_name, read_leaderboard
 from .storage import RunFolder
 
@@ -90,10 +90,10 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     return promotion
 
 
-def load_promoted_model(runs_root: str, dataset: str, storage_options: dict | None = None) -> ClusterModel:
-    """The promoted model of ``dataset`` (with its stable cluster ids)."""
+def promoted_model_uri(runs_root: str, dataset: str, storage_options: dict | None = None) -> str:
+    """The model folder of the promoted model of ``dataset`` (load it with :func:`load_model`)."""
     promotion = read_promoted(runs_root, dataset, storage_options)
     if promotion is None:
         raise RunNotFoundError(f"no promoted model for dataset {dataset!r} under {runs_root}: "
                                f"run `clusterflow promote RUN MODEL_ID` or let a recluster promote one")
-    return load_model(promotion.model_uri, storage_options)
+    return promotion.model_uri

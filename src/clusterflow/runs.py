@@ -254,9 +254,9 @@ def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
     )
 
 
-def runs_root_uri(out: str | None, data_uri: str, run_id: str) -> str:
-    """Where a run is published: ``out`` if given, else a new folder under ``clusterflow-runs/``."""
-    return out or f"{DEFAULT_RUNS_ROOT}/{run_id}"
+def runs_root_uri(out: str | None, data_uri: str, run_id: str, root: str | None = None) -> str:
+    """Where a run is published: ``out`` if given, else a new folder under ``root`` (``clusterflow-runs/``)."""
+    return out or f"{(root or DEFAULT_RUNS_ROOT).rstrip('/')}/{run_id}"
 
 
 def cache_uri(cache: str | None, run_uri: str) -> str:

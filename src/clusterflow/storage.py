@@ -142,12 +142,14 @@ class RunFolder:
         Files are written in the given order (put new files before the ones that refer
         to them) and the manifest last. A file that already exists is first copied to
         ``history/<revision>/<name>``, so the revision the current manifest describes
-        stays recoverable whatever happens before the new manifest lands.
+        stays recoverable whatever happens before the new manifest lands (a retry after
+        a partial attempt keeps the first copy, the one that revision describes).
         """
         revision = int(self.manifest().get("revision", 0))
         for name, data in files.items():
-            if self.exists(name):
-                self.put(f"history/{revision}/{name}", self.get(name))
+            kept = f"history/{revision}/{name}"
+            if self.exists(name) and not self.exists(kept):
+                self.put(kept, self.get(name))
             self.put(name, data)
         manifest = {**manifest, "status": "complete", "revision": revision + 1,
                     "committed_at": datetime.now(timezone.utc).isoformat()}

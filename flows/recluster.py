@@ -1,0 +1,41 @@
+"""The `recluster` flow: cluster new data, match its clusters to the promoted model's, decide promotion."""
+from __future__ import annotations
+
+from prefect import flow, tags
+
+from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
+from flows.cluster import cluster
+from tasks.observe import label_run, run_name
+from tasks.operations import compare_with_promoted, promote, publish_recluster, publish_recluster_artifact
+
+
+@flow(name="recluster", flow_run_name=run_name("recluster"), log_prints=True)
+def recluster(
+    data: str,
+    runs_root: str = DEFAULT_RUNS_ROOT,
+    dataset: str | None = None,
+    k: list[int] | None = None,
+    algorithms: list[str] | None = None,
+    mode: str = "comprehensive",
+    tolerance: float = 0.05,
+    dask_address: str | None = None,
+    storage_options: dict | None = None,
+) -> str:
+    """Run `cluster` on ``data`` under ``runs_root``, compare with the dataset's promoted model and
+    promote the new top model unless its silhouette is worse by more than ``tolerance``.
+
+    Clusters that persist keep their ids in the new run (its assignments and top model).
+    ``dataset`` defaults to the data file's name. Returns the new run's URI.
+    """
+    dataset = dataset or dataset_name(data)
+    with tags(*label_run(dataset)):
+        run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root,
+                          dask_address=dask_address, storage_options=storage_options)
+    report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
+    publish_recluster(report, storage_options)
+    if report.promote:
+        promote(run_uri, report.model_id, runs_root, dataset, report.reasons, storage_options)
+    publish_recluster_artifact(report)
+    print(f"{dataset}: {report.model_id} of {run_uri} {'promoted' if report.promote else 'not promoted'} "
+          f"({'; '.join(report.reasons)})")
+    return run_uri

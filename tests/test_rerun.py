@@ -1,0 +1,127 @@
+"""`rerun`: new cluster counts on a published run's cached features, republished into the run."""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+
+import clusterflow
+from clusterflow import rerun as core
+from clusterflow.errors import InputValidationError
+from clusterflow.storage import RunFolder
+from flows.cluster import cluster
+from flows.rerun import rerun
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    from clusterflow.samples import customers
+
+    folder = tmp_path_factory.mktemp("rerun-data")
+    frame = customers(800, seed=5).drop(columns="segment")
+    path = folder / "customers.csv"
+    frame.to_csv(path, index=False)
+    return str(path), frame
+
+
+@pytest.fixture
+def published_run(table, tmp_path, dask_address):
+    data, _ = table
+    return cluster(data=data, out=str(tmp_path / "run"), k=[2, 3], algorithms=["kmeans", "gmm", "hdbscan"],
+                   dask_address=dask_address)
+
+
+@pytest.fixture
+def featurizer_calls(monkeypatch):
+    """Counts every fit and transform of a featurizer (a ColumnTransformer) in this process."""
+    calls = []
+    for name in ("fit", "fit_transform", "transform"):
+        original = getattr(ColumnTransformer, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(ColumnTransformer, name, counted)
+    return calls
+
+
+def test_rerun_adds_models_without_featurizing(published_run, table, dask_address, featurizer_calls):
+    folder = RunFolder(published_run)
+    before_bytes = folder.get("leaderboard.csv")
+    before = pd.read_csv(io.BytesIO(before_bytes))
+    old_manifest = folder.manifest()
+
+    rerun(run=published_run, k=[4, 6], dask_address=dask_address)
+
+    assert featurizer_calls == []
+    manifest = folder.manifest()
+    board = pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
+    added = {"kmeans-k4", "kmeans-k6", "gmm-k4", "gmm-k6"}
+    assert set(board["model_id"]) == set(before["model_id"]) | added
+    assert board["rank"].tolist() == list(range(1, len(board) + 1))
+    assert board["silhouette"].is_monotonic_decreasing
+    assert set(manifest["models"]) == set(old_manifest["models"]) | added
+    assert manifest["revision"] == 1 and manifest["reruns"][-1]["added_models"] == sorted(added)
+    assert manifest["top_model"] == board.iloc[0]["model_id"]
+    for model_id in manifest["models"]:
+        assert folder.exists(f"models/{model_id}/model.joblib")
+    assert folder.get("history/0/leaderboard.csv") == before_bytes
+
+
+def test_rerun_models_predict_like_the_published_assignments(published_run, table, dask_address):
+    data, frame = table
+    rerun(run=published_run, k=[5], model="kmeans-k2", dask_address=dask_address)
+    manifest = RunFolder(published_run).manifest()
+    assert manifest["reruns"][-1]["added_models"] == ["kmeans-k5"]
+    new_model = clusterflow.load_model(f"{published_run}/models/kmeans-k5")
+    assert len(new_model.clusters_) == 5
+    top = clusterflow.load_model(published_run)
+    published = pd.read_parquet(f"{published_run}/assignments.parquet")
+    assert published["customer_id"].tolist() == frame["customer_id"].tolist()
+    assert (top.predict(frame)["cluster"].to_numpy() == published["cluster"].to_numpy()).mean() > 0.99
+
+
+def test_rerun_refuses_what_it_cannot_add(published_run):
+    cached = core.load_cached_run(published_run)
+    with pytest.raises(InputValidationError, match="already has every requested model"):
+        core.rerun_specs(cached, [2, 3])
+    with pytest.raises(InputValidationError, match="no algorithm that takes a cluster count"):
+        core.rerun_specs(cached, [4], "hdbscan")
+    with pytest.raises(InputValidationError, match="no model 'kmeans-k9'"):
+        core.rerun_specs(cached, [4], "kmeans-k9")
+    assert [s.model_id for s in core.rerun_specs(cached, [3, 4], "gmm-k2")] == ["gmm-k4"]
+
+
+def test_failed_republish_leaves_the_committed_run_intact(published_run, monkeypatch):
+    folder = RunFolder(published_run)
+    manifest_before = folder.get("manifest.json")
+    board_before = folder.get("leaderboard.csv")
+    cached = core.load_cached_run(published_run)
+    specs = core.rerun_specs(cached, [4], "kmeans-k2")
+    from clusterflow.training import fit_and_score
+
+    results = [fit_and_score(s, cached.X_train, cached.X_validation, silhouette_sample=1000) for s in specs]
+    put = RunFolder.put
+
+    def failing_put(self, name, data):
+        if name == "leaderboard.csv":
+            raise OSError("storage went away")
+        return put(self, name, data)
+
+    monkeypatch.setattr(RunFolder, "put", failing_put)
+    with pytest.raises(OSError):
+        core.write_rerun(cached, results)
+    monkeypatch.setattr(RunFolder, "put", put)
+
+    assert folder.get("manifest.json") == manifest_before
+    assert folder.get("leaderboard.csv") == board_before
+    manifest = folder.manifest()
+    assert all(folder.exists(f"models/{m}/model.joblib") for m in manifest["models"])
+    core.write_rerun(cached, results)  # a retry completes the republish
+    assert "kmeans-k4" in folder.manifest()["models"]
+    assert folder.get("history/0/leaderboard.csv") == board_before
