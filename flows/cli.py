@@ -91,6 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
     _add_run_options(run)
 
+    inspect = commands.add_parser("inspect", help="print every column's inferred role, why, and its featurization "
+                                                  "(no training)")
+    inspect.add_argument("data", help="CSV, Parquet or JSON Lines; local path or fsspec URI (s3://...)")
+    inspect.add_argument("--roles", help="roles file (YAML or JSON, column: role): its roles win")
+    inspect.add_argument("--write-roles", metavar="FILE", help="also write the roles as a YAML roles file to edit")
+
     predict = commands.add_parser("predict", help="assign clusters to a new table with a published model")
     predict.add_argument("model", nargs="?",
                          help="a run folder (its top model) or RUN/models/<model_id>; "
@@ -145,8 +151,30 @@ def _run(args) -> int:
                       out=args.out, seed=args.seed, validation_fraction=args.validation_fraction,
                       weights=args.weights, text_featurizer=args.text_featurizer, text_model=args.text_model,
                       cache=args.cache, dask_address=args.dask_address)
+    _print_columns(run_uri)
     _print_run(run_uri)
     return 0
+
+
+def _inspect(args) -> int:
+    from clusterflow.explain import format_column_table, inspect_table, write_roles_file
+
+    frame, reports = inspect_table(args.data, args.roles)
+    print(f"{args.data}: {len(frame):,} rows, {len(frame.columns)} columns\n")
+    print(format_column_table(reports))
+    if args.write_roles:
+        write_roles_file(args.write_roles, reports)
+        print(f"\nRoles written to {args.write_roles}; edit them, then: "
+              f"clusterflow run {args.data} --roles {args.write_roles}")
+    return 0
+
+
+def _print_columns(run_uri: str) -> None:
+    from clusterflow.explain import format_column_table
+    from clusterflow.storage import RunFolder
+
+    print("\nColumns (role, why, featurization, features):")
+    print(format_column_table(RunFolder(run_uri).manifest()["columns"]))
 
 
 def _print_run(run_uri: str) -> None:
@@ -242,7 +270,7 @@ def _demo(args) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "predict": _predict, "rerun": _rerun, "promote": _promote, "recluster": _recluster,
+COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote, "recluster": _recluster,
             "serve": _serve, "notify": _notify, "report": _report, "demo": _demo}
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from schemas.parameters import RunParameters
 from .algorithms import algorithms_for
 from .blueprint import make_featurizer, make_reducer, modality_columns
 from .errors import AllCandidatesFailedError, InputValidationError, Problem
+from .explain import column_reports, markdown_column_table
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
 from .leaderboard import build_leaderboard, top_model_id
@@ -195,6 +196,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
                   "columns": len(inputs.frame.columns)},
         "roles": [d.as_dict() for d in inputs.decisions],
         "dropped_columns": [d.as_dict() for d in inputs.decisions if d.role == "ignore"],
+        "columns": [r.as_dict() for r in column_reports(inputs.frame, inputs.decisions, prepared.featurizer)],
         "id_column": inputs.id_column,
         "parameters": params.model_dump(),
         "k_values": prepared.k_values,
@@ -250,7 +252,8 @@ def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
         f"{manifest['input']['columns']} columns.\n\n"
         f"Top model **{top['model_id']}**: {top['clusters']} clusters, silhouette {top['silhouette']:.3f} "
         f"(of {len(board)} candidates).\n\n"
-        f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n"
+        f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n\n"
+        f"## Columns\n\n{markdown_column_table(manifest['columns'])}\n"
     )
 
 

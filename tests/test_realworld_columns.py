@@ -1,0 +1,300 @@
+"""Real-world columns: dates and times, booleans, high-cardinality labels, keys and prose.
+
+Every column gets a sensible role and a bounded featurized width, the decisions are
+explained (``clusterflow inspect``, the manifest, the run summary), and a tweets-shaped
+table runs end to end in bounded memory.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import psutil
+import pytest
+import yaml
+
+import clusterflow
+from clusterflow.blueprint import make_featurizer
+from clusterflow.errors import InputValidationError
+from clusterflow.explain import column_reports
+from clusterflow.modalities.categorical import MAX_LEVELS
+from clusterflow.modalities.datetime import MAX_WIDTH as DATETIME_MAX_WIDTH
+from clusterflow.modalities.datetime import DatetimeFeaturizer
+from clusterflow.roles import infer_roles, load_roles_file
+from clusterflow.storage import RunFolder
+from clusterflow.validation import validate_table
+from flows.cli import main
+
+EPOCH = pd.Timestamp("1970-01-01", tz="UTC")
+EXPECTED_ROLES = {
+    "posted_iso": "datetime", "posted_eu": "datetime", "created_at": "datetime",
+    "active": "numeric", "subscribed": "numeric", "verified": "numeric", "flag": "numeric",
+    "product": "categorical", "order_key": "id", "session": "ignore", "review": "text", "amount": "numeric",
+}
+
+
+def realworld_table(n: int = 12_000, seed: int = 0) -> pd.DataFrame:
+    """Each kind of awkward column once: dates three ways, booleans four ways, 5,000 levels, keys, prose."""
+    rng = np.random.default_rng(seed)
+    stamps = pd.Timestamp("2025-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 365 * 86_400, n), unit="s")
+    offsets = rng.choice([0, 2, -5], n)  # the same instants written in three time zones
+    iso = [(s + pd.Timedelta(hours=int(h))).strftime("%Y-%m-%dT%H:%M:%S") + (f"{h:+03d}:00" if h else "Z")
+           for s, h in zip(stamps, offsets)]
+    levels = np.concatenate([np.arange(5_000), rng.zipf(1.3, n - 5_000) % 5_000])  # every level at least once
+    words = np.array("the parcel came late but the support team was kind and quick to refund me".split())
+    frame = pd.DataFrame({
+        "posted_iso": iso,
+        "posted_eu": stamps.strftime("%d/%m/%Y %H:%M"),
+        "created_at": ((stamps - EPOCH) // pd.Timedelta(seconds=1)).astype("int64"),
+        "active": rng.choice(["true", "false", "TRUE", "False"], n),
+        "subscribed": rng.choice(["yes", "no", "Yes", "NO"], n),
+        "verified": rng.choice(["t", "f", "T", "F"], n),
+        "flag": rng.choice([True, False], n),
+        "product": [f"SKU-{v:05d}" for v in rng.permutation(levels)],
+        "order_key": [f"ord-{i:07d}" for i in rng.permutation(n)],
+        "session": [f"s{v:09d}" for v in rng.integers(0, 10**9, n - 300)] + ["s000000001"] * 300,
+        "review": [" ".join(rng.choice(words, 8)) + f" #{i}" for i in range(n)],
+        "amount": rng.gamma(2.0, 30.0, n).round(2),
+    })
+    frame.loc[rng.choice(n, 40, replace=False), "posted_eu"] = "not a date"
+    frame.loc[rng.choice(n, 25, replace=False), "posted_eu"] = None
+    return frame
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    return realworld_table()
+
+
+@pytest.fixture(scope="module")
+def fitted(table):
+    """The featurizer fitted on the first 10,000 rows (numeric, categorical and datetime blocks)."""
+    decisions = [d for d in infer_roles(table) if d.role != "text"]
+    return decisions, make_featurizer(decisions).fit(table.iloc[:10_000])
+
+
+def test_every_column_gets_the_right_role(table):
+    decisions = {d.column: d for d in infer_roles(table)}
+    assert {c: d.role for c, d in decisions.items()} == EXPECTED_ROLES
+    assert "ISO8601" in decisions["posted_iso"].reason
+    assert "%d/%m/%Y %H:%M" in decisions["posted_eu"].reason
+    assert "40 unparseable" in decisions["posted_eu"].reason
+    assert "seconds since 1970" in decisions["created_at"].reason
+    assert "5000 distinct" in decisions["product"].reason
+    assert "prose" in decisions["review"].reason
+
+
+def test_dates_need_a_consistent_parse_rate_not_one_lucky_row():
+    n = 200
+    lucky = pd.Series(["2026-11-26 14:05"] + [f"batch {i}" for i in range(n - 1)])
+    mostly = pd.Series(["26/11/2026 14:05"] * 180 + [f"batch {i}" for i in range(20)])  # 90% parse
+    month_first = pd.Series([f"11/{d:02d}/2026 09:30" for d in range(1, 29)] * 5)
+    frame = pd.DataFrame({"lucky": lucky, "mostly": mostly, "month_first": month_first.head(n).reindex(range(n))})
+    roles = {d.column: d for d in infer_roles(frame)}
+    assert roles["lucky"].role != "datetime" and roles["mostly"].role != "datetime"
+    assert roles["month_first"].role == "datetime" and "%m/%d/%Y %H:%M" in roles["month_first"].reason
+
+
+def test_a_number_named_like_a_time_must_be_in_the_epoch_range():
+    frame = pd.DataFrame({"response_time": np.arange(100) * 3.5 + 40,
+                          "event_ts": 1_790_000_000_000 + np.arange(100) * 60_000})
+    roles = {d.column: d for d in infer_roles(frame)}
+    assert roles["response_time"].role == "numeric"
+    assert roles["event_ts"].role == "datetime" and "milliseconds" in roles["event_ts"].reason
+
+
+def test_a_datetime_role_on_values_that_do_not_parse_names_the_column_and_rows():
+    frame = pd.DataFrame({"when": ["2026-01-01"] * 12 + ["soon", "later"] * 4, "x": np.arange(20.0)})
+    with pytest.raises(InputValidationError) as excinfo:
+        validate_table(frame, [d for d in infer_roles(frame, {"when": "datetime"})])
+    [problem] = excinfo.value.problems
+    assert problem.column == "when" and problem.rows == tuple(range(12, 20))
+    assert "do not parse as dates/times" in problem.rule
+
+
+def test_widths_are_bounded_and_booleans_are_one_feature(table, fitted):
+    decisions, featurizer = fitted
+    reports = {r.column: r for r in column_reports(table, decisions, featurizer)}
+    assert reports["product"].width <= MAX_LEVELS
+    assert reports["product"].details["frequency"] and reports["product"].details["levels"] >= 4_000
+    for column in ("posted_iso", "posted_eu", "created_at"):
+        assert 3 <= reports[column].width <= DATETIME_MAX_WIDTH
+    for column in ("active", "subscribed", "verified", "flag"):
+        assert reports[column].width == 1
+    assert reports["order_key"].width is None and reports["session"].width is None
+    total = featurizer.transform(table.head(5)).shape[1]
+    assert total == sum(r.width for r in reports.values() if r.width) <= 5 + 3 * DATETIME_MAX_WIDTH + MAX_LEVELS
+
+
+def test_booleans_in_any_spelling_become_the_same_zero_one_feature(table, fitted):
+    _, featurizer = fitted
+    names = list(featurizer.get_feature_names_out())
+    features = pd.DataFrame(featurizer.transform(table), columns=names)
+    for column in ("active", "subscribed", "verified", "flag"):
+        truth = table[column].astype(str).str.lower().isin(["true", "yes", "t"])
+        assert features[f"numeric__{column}"].nunique() == 2
+        assert features.groupby(truth.to_numpy())[f"numeric__{column}"].nunique().eq(1).all()
+
+
+def test_time_zones_are_normalised_to_utc():
+    same_instant = pd.DataFrame({"at": ["2026-11-26T14:05:00+02:00", "2026-11-26T12:05:00Z",
+                                        "2026-11-26T07:05:00-05:00", "2026-05-01T00:00:00Z"]})
+    features = DatetimeFeaturizer().fit(same_instant).transform(same_instant)
+    np.testing.assert_allclose(features[0], features[1])
+    np.testing.assert_allclose(features[0], features[2])
+    assert not np.allclose(features[0], features[3])
+
+
+def test_only_parts_that_vary_are_encoded():
+    days = pd.DataFrame({"day": pd.date_range("2026-01-01", periods=60, freq="D").strftime("%Y-%m-%d")})
+    featurizer = DatetimeFeaturizer().fit(days)
+    assert featurizer.parts_["day"] == ["weekday", "month"]  # date-only: the hour never varies
+    one_day = pd.DataFrame({"at": pd.date_range("2026-03-02 08:00", periods=20, freq="30min")})
+    assert DatetimeFeaturizer().fit(one_day).parts_["at"] == ["hour"]
+
+
+def test_new_rows_with_unseen_dates_and_levels_are_featurized(table, fitted):
+    _, featurizer = fitted
+    names = list(featurizer.get_feature_names_out())
+    new = table.tail(4).copy().reset_index(drop=True)
+    new["posted_iso"] = ["2031-07-04T03:00:00Z", "garbage", None, "2019-02-28T23:59:59+09:00"]
+    new["posted_eu"] = ["01/01/2032 00:00", "32/13/2032 25:00", None, "15/06/2026 12:30"]
+    new["created_at"] = [2_000_000_000, 1_500_000_000, 1_700_000_000, 1_600_000_000]
+    new["product"] = ["SKU-99999", "never-seen", None, table["product"].iloc[:10_000].mode()[0]]
+    features = pd.DataFrame(featurizer.transform(new), columns=names)
+    assert np.isfinite(features.to_numpy()).all()
+    assert features.loc[0, "datetime__posted_iso:time"] > 1  # later than every training date
+    iso = [n for n in names if n.startswith("datetime__posted_iso:")]
+    assert (features.loc[[1, 2], iso] == 0).all().all()  # unparseable and missing: the centre of every feature
+    assert features.loc[1, "datetime__posted_eu:missing"] > 0  # an impossible date is unparseable, not an error
+    assert features.loc[2, "datetime__posted_eu:missing"] > 0 and features.loc[3, "datetime__posted_eu:missing"] == 0
+    assert features.loc[0, "categorical__product=(other)"] > 0 and features.loc[1, "categorical__product=(other)"] > 0
+    frequency = features["categorical__product:frequency"]
+    assert frequency[0] == frequency[1] < frequency[3]  # unseen levels count as the rarest
+    assert features.loc[3, "categorical__product=(other)"] == 0
+
+
+def test_the_manifest_records_missing_and_unparseable_dates(table, fitted):
+    decisions, featurizer = fitted
+    details = {r.column: r.details for r in column_reports(table, decisions, featurizer)}["posted_eu"]
+    train = table.iloc[:10_000]["posted_eu"]
+    assert details["missing"] == train.isna().sum() > 0
+    assert details["unparseable"] == (train == "not a date").sum() > 0
+    assert details["format"] == "%d/%m/%Y %H:%M"
+
+
+def test_inspect_prints_the_table_and_writes_an_editable_roles_file(tmp_path, capsys):
+    data = tmp_path / "orders.csv"
+    realworld_table(8_000).to_csv(data, index=False)
+    roles_file = tmp_path / "roles.yaml"
+    assert main(["inspect", str(data), "--write-roles", str(roles_file)]) == 0
+    printed = capsys.readouterr().out
+    for column in EXPECTED_ROLES:
+        assert column in printed
+    written = load_roles_file(str(roles_file))
+    assert written == {d.column: d.role for d in infer_roles(pd.read_csv(data))}
+    assert "# boolean values" in roles_file.read_text()
+
+    roles_file.write_text(roles_file.read_text().replace("product: categorical", "product: ignore"))
+    assert main(["inspect", str(data), "--roles", str(roles_file)]) == 0
+    assert "set in the roles file" in capsys.readouterr().out
+    assert main(["inspect", str(data), "--write-roles", str(roles_file)]) == 2  # never overwrites the user's edits
+    assert "product: ignore" in roles_file.read_text()
+
+
+def tweets_table(n: int = 6_000, seed: int = 1) -> pd.DataFrame:
+    """Shaped like a real tweets export: id, prose, Twitter's timestamp, 10 label columns, counts."""
+    rng = np.random.default_rng(seed)
+    zipf = lambda levels: rng.zipf(1.4, n) % levels  # noqa: E731 - a skewed level draw, like real authors
+    topics = [
+        "new phone battery lasts all day and the camera is great",
+        "train delayed again this morning signal failure at the station",
+        "match tonight what a goal in the last minute unbelievable",
+        "recipe for lentil soup with lemon cumin and fresh bread",
+    ]
+    topic = rng.integers(0, len(topics), n)
+    stamps = pd.Timestamp("2026-03-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 90 * 86_400, n), unit="s")
+    frame = pd.DataFrame({
+        "id": rng.choice(10**15, n, replace=False) + 10**18,
+        "text": [f"{topics[t]} {' '.join(rng.choice(topics[t].split(), 4))} @{rng.integers(1e6)}" for t in topic],
+        "created_at": stamps.strftime("%a %b %d %H:%M:%S +0000 %Y"),
+        "source": [f"Client {v}" for v in zipf(25)],
+        "author": [f"user{v}" for v in zipf(2_500)],
+        "lang": rng.choice(["en", "es", "de", "fr", "pt", "ja", "und"], n),
+        "country": [f"C{v}" for v in zipf(60)],
+        "city": [f"city{v}" for v in zipf(600)],
+        "hashtag": [f"#tag{v}" for v in zipf(1_200)],
+        "mention": [f"@acct{v}" for v in zipf(1_800)],
+        "place_type": rng.choice(["city", "admin", "country", "poi"], n),
+        "media_type": rng.choice(["none", "photo", "video", "gif"], n),
+        "reply_to": [f"user{v}" if v % 3 else None for v in zipf(2_500)],
+        "retweets": rng.poisson(3, n) * (topic + 1),
+        "likes": rng.poisson(12, n) * (topic + 1),
+        "replies": rng.poisson(1, n),
+        "followers": rng.lognormal(6, 1.5, n).astype(int),
+    })
+    return frame
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_address):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.cluster import cluster
+
+    data = tmp_path / "tweets.csv"
+    table = tweets_table()
+    table.to_csv(data, index=False)
+    process = psutil.Process()
+    peak = {"process": process.memory_info().rss}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak["process"] = max(peak["process"], process.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run_uri = cluster(data=str(data), out=str(tmp_path / "run"), k=[3, 5], algorithms=["kmeans"],
+                          text_featurizer="tfidf", dask_address=dask_address)
+    finally:
+        done.set()
+        sampler.join()
+    print(f"peak RSS of the test process during the run: {peak['process'] / 2**20:.0f} MiB")
+    assert peak["process"] < 2 * 2**30
+
+    manifest = RunFolder(run_uri).manifest()
+    columns = {c["column"]: c for c in manifest["columns"]}
+    assert list(columns) == list(table.columns)
+    assert columns["id"]["role"] == "id" and columns["text"]["role"] == "text"
+    assert columns["created_at"]["role"] == "datetime" and columns["created_at"]["details"]["unparseable"] == 0
+    labels = ["source", "author", "lang", "country", "city", "hashtag", "mention", "place_type", "media_type",
+              "reply_to"]
+    assert all(columns[c]["role"] == "categorical" and columns[c]["width"] <= MAX_LEVELS for c in labels)
+    assert columns["author"]["details"]["frequency"]
+    assert manifest["features"]["featurized_width"] <= 400
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["run-summary-tweets"])),
+                                           limit=1)
+    assert "## Columns" in artifact.data and "| author | str | categorical |" in artifact.data
+
+    model = clusterflow.load_model(run_uri)
+    new = tweets_table(20, seed=9)
+    new["created_at"] = (pd.Timestamp("2027-06-01", tz="UTC") + pd.to_timedelta(np.arange(20), unit="h")).strftime(
+        "%a %b %d %H:%M:%S +0000 %Y")
+    new["author"] = [f"newcomer{i}" for i in range(20)]
+    assigned = model.predict(new)
+    assert assigned["id"].tolist() == new["id"].tolist() and assigned["cluster"].between(0, 4).all()
+
+
+def test_roles_file_round_trip_is_plain_yaml(table, tmp_path):
+    from clusterflow.explain import roles_yaml
+
+    reports = column_reports(table, infer_roles(table))
+    assert yaml.safe_load(roles_yaml(reports)) == {r.column: r.role for r in reports}
