@@ -117,7 +117,7 @@ def _datetime(name: str, values: pd.Series, present: pd.Series) -> RoleDecision 
     fmt, fraction = temporal.best_string_format(present)
     if fmt is None or fraction < DATETIME_PARSE_FRACTION:
         return None
-    return RoleDecision(name, "datetime", f"{fraction:.0%} of values parse as dates/times ({fmt})"
+    return RoleDecision(name, "datetime", f"{fraction:.1%} of values parse as dates/times ({fmt})"
                         + _unparsed(present, fraction))
 
 
