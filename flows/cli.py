@@ -27,7 +27,20 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", metavar="DIR",
                         help="run store cache, a folder or fsspec URI; embeddings are kept there by content "
                              "(default: .cache in the runs root)")
+    _add_image_options(parser)
+    parser.add_argument("--image-model", metavar="PATH",
+                        help="a local sentence-transformers CLIP-style model folder to embed images with "
+                             "(default: colour histogram, texture and thumbnail features)")
     parser.add_argument("--dask-address", help="an existing Dask scheduler (default: a local cluster)")
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--image-root", metavar="DIR",
+                        help="folder or fsspec URI that image paths are relative to (default: the table's folder); "
+                             "paths outside it are rejected")
+    parser.add_argument("--on-bad-image", choices=("error", "missing"), default="error",
+                        help="missing or undecodable image files: list them as errors (default), or treat them as "
+                             "missing values")
 
 
 def _parse_weights(text: str) -> dict[str, float]:
@@ -108,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="output Parquet file (a folder when partitioned)")
     predict.add_argument("--blocksize", help="score over Dask partitions of this size (e.g. 64MB)")
     predict.add_argument("--dask-address")
+    _add_image_options(predict)
 
     report = commands.add_parser("report", help="(re)build the insights and report of a finished run, no retraining")
     report.add_argument("run", help="a published run folder")
@@ -150,7 +164,8 @@ def _run(args) -> int:
     run_uri = cluster(data=args.data, roles=args.roles, k=args.k, algorithms=args.algorithms, mode=args.mode,
                       out=args.out, seed=args.seed, validation_fraction=args.validation_fraction,
                       weights=args.weights, text_featurizer=args.text_featurizer, text_model=args.text_model,
-                      cache=args.cache, dask_address=args.dask_address)
+                      cache=args.cache, image_root=args.image_root, on_bad_image=args.on_bad_image,
+                      image_model=args.image_model, dask_address=args.dask_address)
     _print_columns(run_uri)
     _print_run(run_uri)
     return 0
@@ -197,7 +212,8 @@ def _predict(args) -> int:
     from clusterflow.runs import DEFAULT_RUNS_ROOT
 
     predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address,
-            dataset=args.dataset, runs_root=args.runs_root or DEFAULT_RUNS_ROOT)
+            image_root=args.image_root, on_bad_image=args.on_bad_image, dataset=args.dataset,
+            runs_root=args.runs_root or DEFAULT_RUNS_ROOT)
     return 0
 
 

@@ -27,6 +27,9 @@ def cluster(
     text_featurizer: str = "embedding",
     text_model: str | None = None,
     cache: str | None = None,
+    image_root: str | None = None,
+    on_bad_image: str = "error",
+    image_model: str | None = None,
     dask_address: str | None = None,
     storage_options: dict | None = None,
 ) -> str:
@@ -40,7 +43,8 @@ def cluster(
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
                               text_featurizer=text_featurizer, text_model=text_model,
-                              cache=runs.cache_uri(cache, run_uri))
+                              cache=runs.cache_uri(cache, run_uri), image_root=image_root,
+                              on_bad_image=on_bad_image, image_model=image_model)
     RunFolder(run_uri, storage_options).ensure_unpublished()
 
     inputs = load_input(data, roles, storage_options)

@@ -13,12 +13,13 @@ from tasks.predict import assign_by_partition, assign_in_memory, load_published_
 
 @flow(name="predict", flow_run_name=run_name("predict"), log_prints=True)
 def predict(model: str | None, data: str, out: str, blocksize: str | None = None, dask_address: str | None = None,
-            storage_options: dict | None = None, dataset: str | None = None,
-            runs_root: str = DEFAULT_RUNS_ROOT) -> str:
+            storage_options: dict | None = None, image_root: str | None = None, on_bad_image: str = "error",
+            dataset: str | None = None, runs_root: str = DEFAULT_RUNS_ROOT) -> str:
     """Assign clusters to every row of ``data``; ``blocksize`` (or a large file) scores over Dask partitions.
 
-    Without a ``model``, the promoted model of ``dataset`` (default: the data file's name)
-    under ``runs_root`` scores the rows.
+    Image paths resolve against ``image_root``, by default the folder of ``data``. Without a
+    ``model``, the promoted model of ``dataset`` (default: the data file's name) under
+    ``runs_root`` scores the rows.
     """
     dataset = dataset or dataset_name(data)
     label_run(dataset)
@@ -26,9 +27,10 @@ def predict(model: str | None, data: str, out: str, blocksize: str | None = None
         model = promoted_model_uri(runs_root, dataset, storage_options)
     fitted = load_published_model(model, storage_options)
     if blocksize is None and not should_partition(data, storage_options):
-        rows = assign_in_memory(fitted, data, out, storage_options)
+        rows = assign_in_memory(fitted, data, out, storage_options, image_root, on_bad_image)
     else:
         with dask_client(dask_address):
-            rows = assign_by_partition(fitted, data, out, blocksize or "64MB", storage_options)
+            rows = assign_by_partition(fitted, data, out, blocksize or "64MB", storage_options, image_root,
+                                       on_bad_image)
     print(f"assigned {rows:,} rows -> {out}")
     return out

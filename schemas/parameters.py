@@ -36,6 +36,15 @@ class RunParameters(BaseModel):
     cache: str | None = Field(
         default=None, description="the run store cache (a folder or fsspec URI) where embeddings are kept by "
         "content; default: .cache under the runs root")
+    image_root: str | None = Field(
+        default=None, description="folder (local or fsspec URI) that image paths are relative to; default: the "
+        "table's folder. Paths outside it are rejected")
+    on_bad_image: Literal["error", "missing"] = Field(
+        default="error", description="missing or undecodable image files: list them as errors, or treat them as "
+        "missing values")
+    image_model: str | None = Field(
+        default=None, description="a local sentence-transformers CLIP-style model folder to embed images with; "
+        "default: low-level features (colour histogram, texture, thumbnail)")
 
     @field_validator("k")
     @classmethod

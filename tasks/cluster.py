@@ -21,8 +21,9 @@ from schemas.parameters import RunParameters
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=lambda task, run, state: not _is_input_error(state))
-def load_input(data_uri: str, roles_uri: str | None, storage_options: dict | None) -> runs.RunInputs:
-    return runs.load_input(data_uri, roles_uri, storage_options)
+def load_input(data_uri: str, roles_uri: str | None, storage_options: dict | None, image_root: str | None = None,
+               on_bad_image: str = "error") -> runs.RunInputs:
+    return runs.load_input(data_uri, roles_uri, storage_options, image_root, on_bad_image)
 
 
 @task(cache_policy=NO_CACHE)

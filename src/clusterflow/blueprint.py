@@ -6,6 +6,8 @@ three joined in one :class:`sklearn.pipeline.Pipeline`.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -36,7 +38,7 @@ def make_featurizer(decisions: list[RoleDecision], user_weights: dict[str, float
     """A ColumnTransformer with one weighted block per modality present in ``decisions``."""
     columns = modality_columns(decisions)
     weights = block_weights(columns, user_weights or {})
-    options = options or FeaturizeOptions()
+    options = replace(options or FeaturizeOptions(), roles=tuple((d.column, d.role) for d in decisions))
     blocks = [
         (name, make_pipeline(MODALITIES[name].make_featurizer(cols, options), TotalVarianceScaler(weights[name])),
          cols)

@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import RunExistsError
+from .modalities.image import image_root_of
 from .model import ClusterModel
+from .roles import RoleDecision
 from .storage import RunFolder, frame_to_parquet_bytes, read_table, table_format
+from .validation import validate_input
 
 PARTITIONED_ABOVE_BYTES = 256 * 2**20
 
@@ -22,9 +25,22 @@ def should_partition(data_uri: str, storage_options: dict | None = None) -> bool
     return fs.size(path) > PARTITIONED_ABOVE_BYTES
 
 
-def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_options: dict | None = None) -> int:
-    """Assign every row of ``data_uri`` in memory; write one Parquet file in one write. Returns rows."""
-    assignments = model.predict(read_table(data_uri, storage_options))
+def prepare_new_rows(model: ClusterModel, frame: pd.DataFrame, image_root: str, on_bad_image: str = "error",
+                     min_rows: int | None = None) -> pd.DataFrame:
+    """Validate new rows against the model's roles, with their image files (resolved under ``image_root``)."""
+    decisions = [RoleDecision(c, r, "") for c, r in model.roles.items() if r != "ignore"]
+    return validate_input(frame, decisions, image_root=image_root, on_bad_image=on_bad_image, min_rows=min_rows)
+
+
+def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_options: dict | None = None,
+                 image_root: str | None = None, on_bad_image: str = "error") -> int:
+    """Assign every row of ``data_uri`` in memory; write one Parquet file in one write. Returns rows.
+
+    Image paths resolve against ``image_root``, by default the new table's folder.
+    """
+    frame = prepare_new_rows(model, read_table(data_uri, storage_options), image_root or image_root_of(data_uri),
+                             on_bad_image)
+    assignments = model.predict(frame)
     fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
     parent = os.path.dirname(path)
     if parent:
@@ -44,7 +60,8 @@ def read_partitioned(data_uri: str, blocksize: str | int, storage_options: dict 
 
 
 def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blocksize: str | int = "64MB",
-                        storage_options: dict | None = None) -> int:
+                        storage_options: dict | None = None, image_root: str | None = None,
+                        on_bad_image: str = "error") -> int:
     """Assign rows partition by partition on the current Dask client; write a Parquet dataset.
 
     Rows keep their 0-based position in the whole table (``row_id`` and error reports),
@@ -56,17 +73,20 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
     frame = read_partitioned(data_uri, blocksize, storage_options)
     lengths = frame.map_partitions(len).compute()
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
-    meta = model.predict(_infer_numbers(frame.head(1, npartitions=-1))).iloc[:0]
-    assignments = frame.map_partitions(_assign_partition, dask.delayed(model), offsets, meta=meta,
-                                       align_dataframes=False)
+    image_root = image_root or image_root_of(data_uri)
+    head = prepare_new_rows(model, _infer_numbers(frame.head(1, npartitions=-1)), image_root, on_bad_image)
+    meta = model.predict(head).iloc[:0]
+    assignments = frame.map_partitions(_assign_partition, dask.delayed(model), offsets, image_root, on_bad_image,
+                                       meta=meta, align_dataframes=False)
     assignments.to_parquet(out_uri, write_index=False, storage_options=storage_options or {})
     return int(sum(lengths))
 
 
-def _assign_partition(part: pd.DataFrame, model: ClusterModel, offsets: list[int],
-                      partition_info: dict | None = None) -> pd.DataFrame:
+def _assign_partition(part: pd.DataFrame, model: ClusterModel, offsets: list[int], image_root: str,
+                      on_bad_image: str, partition_info: dict | None = None) -> pd.DataFrame:
     offset = offsets[partition_info["number"]] if partition_info else 0
     part = _infer_numbers(part).set_axis(pd.RangeIndex(offset, offset + len(part)))
+    part = prepare_new_rows(model, part, image_root, on_bad_image)
     return model.assignments(part, model.transform(part), row_offset=offset)
 
 

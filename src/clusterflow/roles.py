@@ -176,10 +176,59 @@ def _categorical(name: str, values: pd.Series, present: pd.Series) -> RoleDecisi
     return RoleDecision(name, "categorical", f"labels with {present.astype(str).nunique()} distinct values")
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+MEDIA_FRACTION = 0.95  # of present values: image paths, WKT points, coordinates in range
+LATITUDE_NAME = re.compile(r"(^|[_\W])(lat|latitude)$|[a-z](Lat|Latitude)$", re.IGNORECASE)
+LONGITUDE_NAME = re.compile(r"(^|[_\W])(lon|lng|long|longitude)$|[a-z](Lon|Lng|Long|Longitude)$", re.IGNORECASE)
+COORDINATE_RANGES = {"latitude": (LATITUDE_NAME, 90.0), "longitude": (LONGITUDE_NAME, 180.0)}
+
+
+def _image_path(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    fraction = present.astype(str).str.strip().str.lower().str.endswith(IMAGE_EXTENSIONS).mean()
+    if fraction >= MEDIA_FRACTION:
+        return RoleDecision(name, "image", f"{fraction:.0%} of values are image file names")
+    return None
+
+
+def _wkt_point(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    fraction = present.astype(str).str.match(r"^\s*POINT\b", case=False).mean()
+    if fraction >= MEDIA_FRACTION:
+        return RoleDecision(name, "geo", f"{fraction:.0%} of values are WKT points")
+    return None
+
+
+def _coordinate(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    for role, (pattern, limit) in COORDINATE_RANGES.items():
+        if pattern.search(name):
+            numbers = as_numbers(present)
+            in_range = (numbers.abs() <= limit).mean()
+            if numbers.notna().mean() >= NUMERIC_PARSE_FRACTION and in_range >= MEDIA_FRACTION:
+                return RoleDecision(name, role, f"named like a {role}, {in_range:.0%} of values in "
+                                                f"[-{limit:g}, {limit:g}]")
+    return None
+
+
+def _pair_coordinates(decisions: list[RoleDecision], inferred: set[str]) -> list[RoleDecision]:
+    """Inferred latitudes and longitudes count only in pairs; an unpaired one is a plain number."""
+    counts = {role: sum(d.role == role for d in decisions) for role in COORDINATE_RANGES}
+    if counts["latitude"] == counts["longitude"]:
+        return decisions
+    return [
+        RoleDecision(d.column, "numeric", f"named like a {d.role} but not paired with a "
+                                          f"{({'latitude', 'longitude'} - {d.role}).pop()} column: a plain number")
+        if d.role in COORDINATE_RANGES and d.column in inferred else d
+        for d in decisions
+    ]
+
+
 # Order matters: the first rule that decides wins. Modalities insert their rules
 # before `_unique_key` and `_categorical` (text, image, geo).
-INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _boolean, _datetime, _numeric_key, _numeric, _unique_key,
-                               _high_cardinality, _categorical]
+INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _boolean, _datetime, _coordinate, _numeric_key, _numeric,
+                               _image_path, _wkt_point, _unique_key, _high_cardinality, _categorical]
 
 
 def infer_role(name: str, values: pd.Series) -> RoleDecision:
@@ -196,11 +245,12 @@ def infer_roles(frame: pd.DataFrame, overrides: dict[str, str] | None = None) ->
     """Role decisions for every column of ``frame``; ``overrides`` (a roles file) win."""
     overrides = overrides or {}
     check_roles_file(overrides, frame.columns)
-    return [
+    decisions = [
         RoleDecision(str(col), overrides[col], "set in the roles file") if col in overrides
         else infer_role(str(col), frame[col])
         for col in frame.columns
     ]
+    return _pair_coordinates(decisions, {str(c) for c in frame.columns if c not in overrides})
 
 
 def check_roles_file(overrides: dict[str, str], columns) -> None:

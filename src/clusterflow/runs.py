@@ -27,13 +27,14 @@ from .errors import AllCandidatesFailedError, InputValidationError, Problem
 from .explain import column_reports, markdown_column_table
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
+from .modalities.image import image_root_of
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
 from .partition import Partition, default_k_values, partition_rows
 from .roles import RoleDecision, id_column, infer_roles, load_roles_file
 from .storage import RunFolder, content_hash, frame_to_parquet_bytes, read_table
 from .training import CandidateResult, CandidateSpec, candidate_specs
-from .validation import validate_table
+from .validation import validate_input
 
 DEFAULT_RUNS_ROOT = "clusterflow-runs"
 CACHE_FOLDER = ".cache"
@@ -86,13 +87,19 @@ def new_run_id(data_uri: str) -> str:
     return f"{dataset_name(data_uri)}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dict | None = None) -> RunInputs:
-    """Read the table, decide the roles (roles file first) and validate it."""
+def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dict | None = None,
+               image_root: str | None = None, on_bad_image: str = "error") -> RunInputs:
+    """Read the table, decide the roles (roles file first) and validate it with its image files.
+
+    Image paths resolve against ``image_root`` (default: the table's folder) and are
+    kept as URIs in the returned frame.
+    """
     started = time.perf_counter()
     frame = read_table(data_uri, storage_options)
     overrides = load_roles_file(roles_uri) if roles_uri else None
     decisions = infer_roles(frame, overrides)
-    validate_table(frame, decisions)
+    frame = validate_input(frame, decisions, image_root=image_root or image_root_of(data_uri),
+                           on_bad_image=on_bad_image)
     return RunInputs(data_uri, frame, decisions, content_hash(data_uri, storage_options),
                      time.perf_counter() - started)
 
@@ -109,8 +116,8 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
                                             hint="use smaller k values or more rows") for k in too_large])
     algorithms = algorithms_for(params.mode, params.algorithms)
     train, validation = inputs.frame.iloc[partition.train], inputs.frame.iloc[partition.validation]
-    featurizer = make_featurizer(inputs.decisions, params.weights, featurize_options(params)).fit(train)
-    F_train = featurizer.transform(train)
+    featurizer = make_featurizer(inputs.decisions, params.weights, featurize_options(params))
+    F_train = featurizer.fit_transform(train)  # one pass over the train rows (images are read once)
     reducer = make_reducer(F_train.shape[1], params.max_components, params.seed)
     X_train = F_train if reducer == "passthrough" else reducer.fit_transform(F_train)
     X_validation = featurizer.transform(validation)
@@ -124,14 +131,18 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
 def featurize_options(params: RunParameters) -> FeaturizeOptions:
     """The featurizers' settings from the run parameters.
 
-    Local paths (a text model folder, the cache) become absolute: a published model
+    Local paths (a text or image model folder, the cache) become absolute: a published model
     keeps them and must find them from any working directory.
     """
     text_model = params.text_model
     if text_model and os.path.isdir(text_model):
         text_model = os.path.abspath(text_model)
+    image_model = params.image_model
+    if image_model and os.path.isdir(image_model):
+        image_model = os.path.abspath(image_model)
     return FeaturizeOptions(seed=params.seed, text_featurizer=params.text_featurizer, text_model=text_model,
-                            cache=params.cache and _absolute(params.cache))
+                            cache=params.cache and _absolute(params.cache), image_model=image_model,
+                            on_bad_image=params.on_bad_image)
 
 
 def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:

@@ -7,6 +7,7 @@ import pandera.errors
 from schemas.input import HINTS, MIN_ROWS, input_schema
 
 from .errors import InputValidationError, Problem
+from .modalities.image import prepare_image_columns
 from .roles import RoleDecision, feature_columns
 
 
@@ -27,6 +28,25 @@ def validate_table(frame: pd.DataFrame, decisions: list[RoleDecision], *, min_ro
         problems += problems_from_failure_cases(exc.failure_cases)
     if problems:
         raise InputValidationError(problems)
+
+
+def validate_input(frame: pd.DataFrame, decisions: list[RoleDecision], *, image_root: str,
+                   on_bad_image: str = "error", min_rows: int | None = MIN_ROWS) -> pd.DataFrame:
+    """Validate the table (:func:`validate_table`) and the image files it points to, in one report.
+
+    Image values resolve against ``image_root`` (paths outside it are rejected); see
+    :func:`clusterflow.modalities.image.prepare_image_columns` for ``on_bad_image``.
+    Returns ``frame`` with its image columns as URIs.
+    """
+    images = [d.column for d in decisions if d.role == "image" and d.column in frame.columns]
+    frame, problems = prepare_image_columns(frame, images, image_root, on_bad_image)
+    try:
+        validate_table(frame, decisions, min_rows=min_rows)
+    except InputValidationError as exc:
+        problems = exc.problems + problems
+    if problems:
+        raise InputValidationError(problems)
+    return frame
 
 
 def problems_from_failure_cases(cases: pd.DataFrame) -> list[Problem]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 from .base import Modality
 from .categorical import CATEGORICAL
 from .datetime import DATETIME
+from .geo import GEO
+from .image import IMAGE
 from .numeric import NUMERIC
 from .text import TEXT
 
-MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL, DATETIME, TEXT)}
+MODALITIES: dict[str, Modality] = {m.name: m for m in (NUMERIC, CATEGORICAL, DATETIME, TEXT, IMAGE, GEO)}
 
 
 def modality_of_role(role: str) -> Modality:

@@ -21,6 +21,9 @@ class FeaturizeOptions:
     text_featurizer: str = "embedding"
     text_model: str | None = None
     cache: str | None = None  # the run store cache root; featurizers keep their caches in subfolders
+    image_model: str | None = None  # a local CLIP-style sentence-transformers model; None: low-level features
+    on_bad_image: str = "error"  # or "missing": unreadable image files become missing values
+    roles: tuple[tuple[str, str], ...] = ()  # (column, role) of every column, for blocks that mix roles (geo)
 
 
 @dataclass(frozen=True)
