@@ -104,15 +104,82 @@ def reviews(n_rows: int = 300, seed: int = 5, with_segment: bool = True) -> pd.D
     return frame
 
 
+# Per customer segment: a review topic, a product-photo look (RGB colour, pattern) and a home city.
+SEGMENT_MEDIA = {
+    "young-online": ("electronics", (200, 40, 40), "horizontal", (52.52, 13.40)),      # Berlin
+    "family-store": ("restaurant", (40, 160, 60), "vertical", (48.86, 2.35)),          # Paris
+    "affluent-premium": ("travel", (40, 70, 200), "checker", (51.51, -0.13)),         # London
+    "retired-occasional": ("apparel", (220, 190, 40), "diagonal", (40.42, -3.70)),    # Madrid
+}
+CITY_SPREAD_DEGREES = 0.25
+
+
+def draw_photo(rng: np.random.Generator, colour: tuple[int, int, int], pattern: str, size: int = 64) -> np.ndarray:
+    """A (size, size, 3) uint8 picture: a jittered colour in a striped or checkered pattern, with noise."""
+    y, x = np.mgrid[0:size, 0:size]
+    period = rng.uniform(6, 12)
+    phase = rng.uniform(0, period)
+    coordinate = {"horizontal": y, "vertical": x, "diagonal": x + y, "checker": None}[pattern]
+    if coordinate is None:
+        on = ((x + phase) // (period / 2) + (y + phase) // (period / 2)) % 2 == 0
+    else:
+        on = (coordinate + phase) % period < period / 2
+    tint = np.clip(np.asarray(colour) + rng.normal(0, 15, 3), 0, 255)
+    picture = np.where(on[..., None], tint, tint * 0.35 + 150)
+    return np.clip(picture + rng.normal(0, 12, picture.shape), 0, 255).astype(np.uint8)
+
+
+def multimodal_customers(n_rows: int, folder: str, seed: int = 7, image_size: int = 64,
+                         with_segment: bool = True) -> pd.DataFrame:
+    """The customer table plus a review (text), a product photo (image) and a home location (geo).
+
+    Photos are written as PNG files under ``folder/photos/`` and the ``photo`` column holds
+    their paths relative to ``folder`` (where the table belongs). Each planted segment
+    has its own review topic, photo colour and pattern, and home city; about 2% of
+    photos and locations are missing, and 3% of customers live in another segment's city.
+    """
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    frame = customers(n_rows, seed=seed)
+    pool = reviews(4 * n_rows + 100, seed=seed)
+    texts = {topic: iter(group.tolist()) for topic, group in pool.groupby("segment")["review"]}
+    media = [SEGMENT_MEDIA[s] for s in frame["segment"]]
+    frame["review"] = [next(texts[topic]) for topic, *_ in media]
+
+    os.makedirs(os.path.join(folder, "photos"), exist_ok=True)
+    photos = []
+    for customer, (_, colour, pattern, _) in zip(frame["customer_id"], media):
+        name = f"photos/{customer}.png"
+        Image.fromarray(draw_photo(rng, colour, pattern, image_size)).save(os.path.join(folder, name))
+        photos.append(name)
+    frame["photo"] = photos
+    frame.loc[rng.random(n_rows) < 0.02, "photo"] = None
+
+    cities = np.array([m[3] for m in media])
+    movers = rng.random(n_rows) < 0.03
+    cities[movers] = np.array([m[3] for m in SEGMENT_MEDIA.values()])[rng.integers(0, 4, movers.sum())]
+    home = cities + rng.normal(0, CITY_SPREAD_DEGREES, cities.shape)
+    frame["latitude"], frame["longitude"] = np.round(home[:, 0], 5), np.round(home[:, 1], 5)
+    frame.loc[rng.random(n_rows) < 0.02, ["latitude", "longitude"]] = np.nan
+    if not with_segment:
+        frame = frame.drop(columns="segment")
+    return frame
+
+
 DEMO_DATA_DIR = "clusterflow-runs/demo-data"
 
 
 def write_demo_table(n_rows: int = 2000, folder: str = DEMO_DATA_DIR) -> tuple[str, pd.Series]:
-    """Write the demo customer table (without its planted labels) as CSV; return its path and the labels."""
+    """Write the multimodal demo table (without its planted labels) as CSV beside its photos.
+
+    Returns the table's path and the planted segments by customer id.
+    """
     import os
 
-    os.makedirs(folder, exist_ok=True)
-    table = customers(n_rows)
+    table = multimodal_customers(n_rows, folder)
     path = os.path.join(folder, "customers.csv")
     table.drop(columns="segment").to_csv(path, index=False)
     return path, table.set_index("customer_id")["segment"]
