@@ -47,9 +47,9 @@ def cluster(
                               on_bad_image=on_bad_image, image_model=image_model)
     RunFolder(run_uri, storage_options).ensure_unpublished()
 
-    inputs = load_input(data, roles, storage_options)
-    prepared = prepare_features(inputs, params)
+    inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
     with dask_client(dask_address) as client:
+        prepared = prepare_features(inputs, params)  # large image columns are read on the cluster
         shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation)
         results = train_candidates(prepared.specs, shared, params.silhouette_sample,
                                    f"fan-out-{runs.dataset_name(data)}")
