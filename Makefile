@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install chromium demo test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +13,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The report tests open reports in headless Chromium (the Debian package; never a downloaded browser build).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/clusterflow demo
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/tabular.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) clusterflow-runs
