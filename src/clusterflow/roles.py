@@ -56,11 +56,13 @@ def as_numbers(values: pd.Series) -> pd.Series:
         return values.astype(float)
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float)
-    text = values.astype("string").str.strip()
+    codes, distinct = pd.factorize(values)  # parse each distinct value once
+    text = pd.Series(distinct, dtype=object).astype("string").str.strip()
     lowered = text.str.lower()
     booleans = lowered.map(BOOLEAN_VALUES).astype(float)
     numbers = pd.to_numeric(text.where(~lowered.isin(MISSING_TOKENS) & booleans.isna()), errors="coerce")
-    return numbers.astype(float).fillna(booleans)
+    numbers = np.append(numbers.astype(float).fillna(booleans).to_numpy(), np.nan)  # code -1 (missing) -> NaN
+    return pd.Series(numbers[codes], index=values.index)
 
 
 def is_missing(values: pd.Series) -> pd.Series:
@@ -95,8 +97,9 @@ def _constant(name: str, values: pd.Series, present: pd.Series) -> RoleDecision 
 def _boolean(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_bool_dtype(present.infer_objects()):
         return RoleDecision(name, "numeric", "boolean dtype: one 0/1 feature")
-    spellings = set(present.astype(str).str.strip().str.lower().unique())
-    if len(spellings) <= 4 and spellings <= set(BOOLEAN_VALUES) | {"0", "1", "0.0", "1.0"}:
+    distinct = pd.unique(present)
+    spellings = {str(v).strip().lower() for v in distinct[:len(BOOLEAN_VALUES) + 1]}
+    if len(distinct) <= len(BOOLEAN_VALUES) and spellings <= set(BOOLEAN_VALUES) | {"0", "1", "0.0", "1.0"}:
         return RoleDecision(name, "numeric", f"boolean values ({'/'.join(sorted(spellings))}): one 0/1 feature")
     return None
 
@@ -104,7 +107,8 @@ def _boolean(name: str, values: pd.Series, present: pd.Series) -> RoleDecision |
 def _datetime(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
     if pd.api.types.is_datetime64_any_dtype(values):
         return RoleDecision(name, "datetime", "datetime dtype")
-    if pd.api.types.is_numeric_dtype(values) or as_numbers(present).notna().mean() >= NUMERIC_PARSE_FRACTION:
+    sample = present.sample(min(len(present), 1_000), random_state=0)
+    if pd.api.types.is_numeric_dtype(values) or as_numbers(sample).notna().mean() >= NUMERIC_PARSE_FRACTION:
         if not temporal.is_time_name(name):
             return None
         unit, fraction = temporal.epoch_unit(as_numbers(present))

@@ -53,16 +53,17 @@ def best_string_format(strings: pd.Series) -> tuple[str | None, float]:
     Formats are ranked on a sample of distinct values; the fraction is then measured
     on every value, so it is the rate the featurizer will see.
     """
-    strings = pd.Series(strings).astype(str).str.strip()
-    if strings.empty:
+    counts = pd.Series(strings).value_counts()  # parse each distinct value once
+    if counts.empty:
         return None, 0.0
-    distinct = pd.Series(strings.unique())
+    distinct = pd.Series(counts.index.astype(str)).str.strip()
     sample = distinct.sample(min(len(distinct), DETECTION_SAMPLE), random_state=0)
     rates = {fmt: float(_parse_strings(sample, fmt).notna().mean()) for fmt in STRING_FORMATS}
     fmt = max(rates, key=rates.get)  # the first of equals: dicts keep STRING_FORMATS' order
     if rates[fmt] == 0:
         return None, 0.0
-    return fmt, float(_parse_strings(strings, fmt).notna().mean())
+    parsed = _parse_strings(distinct, fmt).notna().to_numpy()
+    return fmt, float(counts.to_numpy()[parsed].sum() / counts.sum())
 
 
 def parse_format(values: pd.Series) -> tuple[str | None, float]:

@@ -25,12 +25,16 @@ MISSING_LEVEL = "(missing)"
 OTHER_LEVEL = "(other)"
 
 
-def to_labels(frame: pd.DataFrame) -> np.ndarray:
-    """Every value as a string label; missing values become their own level."""
-    return np.column_stack([
-        frame[c].astype("string").where(~is_missing(frame[c]), MISSING_LEVEL).fillna(MISSING_LEVEL).to_numpy(dtype=object)
-        for c in frame.columns
-    ])
+def level_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's level, as codes into the returned labels: strings, missing values as their own level.
+
+    Each distinct value is labelled once, so the cost follows the number of levels, not rows.
+    """
+    codes, distinct = pd.factorize(values)
+    distinct = pd.Series(distinct, dtype=object)
+    names = distinct.astype("string").where(~is_missing(distinct), MISSING_LEVEL).fillna(MISSING_LEVEL)
+    label_codes, labels = pd.factorize(np.append(names.to_numpy(dtype=object), MISSING_LEVEL))  # code -1: NaN
+    return label_codes[codes], np.asarray(labels, dtype=object)
 
 
 class CategoricalEncoder(TransformerMixin, BaseEstimator):
@@ -98,11 +102,12 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         self.categories_, self.other_ = [], []
         self.counts_, self.frequency_center_, self.frequency_scale_, self.column_details_ = {}, {}, {}, {}
         for column in self.feature_names_in_:
-            labels = to_labels(X[[column]])[:, 0]
-            counts = pd.Series(labels).value_counts()
+            codes, labels = level_codes(X[column])
+            counts = pd.Series(np.bincount(codes, minlength=len(labels)), index=labels)
+            counts = counts[counts > 0]
             counts = counts.iloc[np.lexsort((counts.index.to_numpy(dtype=str), -counts.to_numpy()))]
             frequency = len(counts) > self.frequency_above
-            frequent = counts[counts >= self.min_frequency * len(labels)]
+            frequent = counts[counts >= self.min_frequency * len(codes)]
             budget = self.max_categories - int(frequency)
             if len(frequent) < len(counts) or len(counts) > budget:
                 budget -= 1  # room for "other"
@@ -123,21 +128,22 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
         if absent:
             raise InputValidationError([Problem(rule="column is missing", column=c,
                                                 hint="the encoder was fitted with it") for c in absent])
-        blocks = []
-        for column, levels, other in zip(self.feature_names_in_, self.categories_, self.other_):
-            labels = to_labels(X[[column]])[:, 0]
-            codes = pd.Categorical(labels, categories=levels).codes
-            onehot = np.zeros((len(labels), len(levels) + int(other)))
-            known = codes >= 0
-            onehot[np.flatnonzero(known), codes[known]] = 1.0
+        widths = [d["width"] for d in self.column_details_.values()]
+        features = np.zeros((len(X), sum(widths)))
+        start = 0
+        for column, levels, other, width in zip(self.feature_names_in_, self.categories_, self.other_, widths):
+            codes, labels = level_codes(X[column])
+            level = pd.Index(levels).get_indexer(labels)[codes]  # -1: not a one-hot level
+            known = level >= 0
+            features[np.flatnonzero(known), start + level[known]] = 1.0
             if other:
-                onehot[~known, -1] = 1.0
-            blocks.append(onehot)
+                features[~known, start + len(levels)] = 1.0
             if column in self.counts_:
-                counts = pd.Series(labels).map(self.counts_[column]).fillna(0).to_numpy(dtype=float)
-                blocks.append(((np.log1p(counts) - self.frequency_center_[column])
-                               / self.frequency_scale_[column])[:, None])
-        return np.hstack(blocks) if blocks else np.empty((len(X), 0))
+                counts = self.counts_[column].reindex(labels).fillna(0).to_numpy(dtype=float)[codes]
+                features[:, start + width - 1] = ((np.log1p(counts) - self.frequency_center_[column])
+                                                  / self.frequency_scale_[column])
+            start += width
+        return features
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self)
