@@ -31,6 +31,7 @@ def cluster(
     on_bad_image: str = "error",
     image_model: str | None = None,
     dask_address: str | None = None,
+    max_broadcast_bytes: int | None = None,
     storage_options: dict | None = None,
 ) -> str:
     """Cluster the table at ``data`` and publish a run folder; returns the run's URI.
@@ -42,6 +43,7 @@ def cluster(
     run_uri = runs.runs_root_uri(out, data, run_id, runs_root)
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
+                              max_broadcast_bytes=max_broadcast_bytes,
                               text_featurizer=text_featurizer, text_model=text_model,
                               cache=runs.cache_uri(cache, run_uri), image_root=image_root,
                               on_bad_image=on_bad_image, image_model=image_model)
@@ -50,7 +52,8 @@ def cluster(
     inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
     with dask_client(dask_address) as client:
         prepared = prepare_features(inputs, params)  # large image columns are read on the cluster
-        shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation)
+        shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
+                                        max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
         results = train_candidates(prepared.specs, shared, params.silhouette_sample,
                                    f"fan-out-{runs.dataset_name(data)}")
     manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)

@@ -28,6 +28,10 @@ class RunParameters(BaseModel):
     silhouette_sample: int = Field(default=10_000, ge=100)
     max_components: int = Field(default=32, ge=2, le=512)
     weights: dict[str, float] = Field(default_factory=dict, description="per-modality weight multipliers")
+    max_broadcast_bytes: int | None = Field(
+        default=None, ge=1, description="largest train matrix sent whole to every Dask worker; a larger one is "
+        "spread over the workers (k-means fits it with dask-ml, the others fit a sample). Default: a quarter of "
+        "the smallest worker's memory")
     text_featurizer: Literal["embedding", "tfidf"] = Field(
         default="embedding", description="embedding: sentence-transformers; tfidf: TF-IDF + SVD (chosen explicitly)")
     text_model: str | None = Field(

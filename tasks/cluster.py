@@ -13,6 +13,7 @@ from prefect.futures import as_completed
 from prefect.states import State
 
 from clusterflow import report, runs
+from clusterflow.algorithms import REGISTRY
 from clusterflow.compute import SharedMatrices
 from clusterflow.storage import RunFolder
 from clusterflow.training import CandidateResult, CandidateSpec, fit_and_score
@@ -34,9 +35,14 @@ def prepare_features(inputs: runs.RunInputs, params: RunParameters) -> runs.Prep
 @task(cache_policy=NO_CACHE, task_run_name="train-{spec.model_id}")
 def train_candidate(spec: CandidateSpec, shared: SharedMatrices, silhouette_sample: int) -> CandidateResult:
     """Fit and score one candidate on the Dask cluster; a failed fit fails this task."""
-    client = shared.train.client
-    result = client.submit(fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
-                           threads=shared.threads, pure=False, key=f"fit-{spec.model_id}-{id(shared)}").result()
+    if shared.spread_train is not None and REGISTRY[spec.algorithm].build_distributed is not None:
+        result = fit_and_score(spec, shared.spread_train, shared.validation.result(),
+                               silhouette_sample=silhouette_sample)
+    else:
+        result = shared.train.client.submit(
+            fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
+            threads=shared.threads, train_rows=shared.train_rows, pure=False,
+            key=f"fit-{spec.model_id}-{id(shared)}").result()
     if not result.ok:
         raise RuntimeError(f"{spec.model_id} failed: {result.error}")
     return result

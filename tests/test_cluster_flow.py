@@ -173,3 +173,15 @@ def test_cli_run_prints_the_leaderboard_and_rejects_bad_input(customers_csv, tmp
     bad.write_text("a,b\n1,2\n")
     assert main(["run", str(bad), "--dask-address", dask_address]) == 2
     assert "fewer than 10 rows" in capsys.readouterr().err
+
+
+def test_train_matrix_over_the_broadcast_budget_is_spread_over_the_workers(customers_csv, tmp_path, dask_address):
+    data, segments = customers_csv
+    run_uri = cluster(data=data, out=str(tmp_path / "run"), k=[4], algorithms=["kmeans", "gmm"],
+                      dask_address=dask_address, max_broadcast_bytes=8_000)
+    board = pd.read_csv(f"{run_uri}/leaderboard.csv").set_index("model_id")
+    train_rows = RunFolder(run_uri).manifest()["partition"]["train_rows"]
+    assert board.loc["kmeans-k4", "fit_rows"] == train_rows  # dask-ml k-means on the whole spread matrix
+    assert board.loc["gmm-k4", "fit_rows"] < train_rows and "sample" in board.loc["gmm-k4", "note"]
+    assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").predict(pd.read_csv(data))
+    assert adjusted_rand_score(segments.loc[assigned["customer_id"]], assigned["cluster"]) >= 0.9

@@ -14,14 +14,18 @@ from typing import Callable
 
 import hdbscan
 import numpy as np
+from dask.base import is_dask_collection
+from dask_ml.cluster import KMeans as DaskKMeans
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.metrics import euclidean_distances, pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 NOISE = -1
+INIT_SAMPLE_ROWS = 20_000  # k-means++ runs on this many rows before Lloyd's iterations over a spread matrix
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,9 @@ class Algorithm:
 
     ``build(k, seed, n_rows)`` returns an unfitted estimator; ``predict`` and
     ``proba`` assign new points natively (None: use the inductive path).
+    ``build_distributed(k, seed, init)``, where given, fits a Dask array spread over
+    the workers (for train matrices too large to send whole to each worker), starting
+    from the centres ``init`` that k-means++ found on a sample.
     """
 
     name: str
@@ -41,9 +48,10 @@ class Algorithm:
     max_fit_rows: int | None = None
     quick: bool = False
     comprehensive: bool = True
+    build_distributed: Callable[[int | None, int, np.ndarray], BaseEstimator] | None = None
 
 
-def _kmeans_proba(estimator: KMeans | MiniBatchKMeans, X: np.ndarray, temperature: float) -> np.ndarray:
+def _kmeans_proba(estimator, X: np.ndarray, temperature: float) -> np.ndarray:
     # Soft assignment: softmax of negative squared distances, in units of the mean
     # squared distance of training points to their centre.
     distances = estimator.transform(X) ** 2
@@ -68,8 +76,10 @@ REGISTRY: dict[str, Algorithm] = {
         Algorithm(
             "kmeans", True,
             lambda k, seed, n: KMeans(n_clusters=k, n_init=3, random_state=seed),
-            "k-means (scikit-learn, k-means++ init, best of 3)",
+            "k-means (scikit-learn, k-means++ init, best of 3; dask-ml's k-means|| when the matrix is spread "
+            "over the workers)",
             predict=lambda est, X: est.predict(X), quick=True,
+            build_distributed=lambda k, seed, init: DaskKMeans(n_clusters=k, init=init, random_state=seed),
         ),
         Algorithm(
             "minibatch_kmeans", True,
@@ -119,6 +129,19 @@ def algorithms_for(mode: str, names: list[str] | None = None) -> list[Algorithm]
     return [a for a in REGISTRY.values() if a.quick or (mode == "comprehensive" and a.comprehensive)]
 
 
+class FittedCentres(BaseEstimator):
+    """Centres fitted elsewhere (dask-ml's k-means over a cluster), assigning rows as k-means does."""
+
+    def __init__(self, cluster_centers: np.ndarray):
+        self.cluster_centers = cluster_centers
+
+    def predict(self, X) -> np.ndarray:
+        return pairwise_distances_argmin(X, self.cluster_centers)
+
+    def transform(self, X) -> np.ndarray:
+        return euclidean_distances(X, self.cluster_centers)
+
+
 class Clusterer(ClusterMixin, BaseEstimator):
     """Any registered algorithm behind one estimator API with per-cluster probabilities.
 
@@ -146,6 +169,9 @@ class Clusterer(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        """Fit on ``X``: an in-memory matrix, or a Dask array for algorithms with ``build_distributed``."""
+        if is_dask_collection(X):
+            return self._fit_distributed(X)
         X = validate_data(self, X, dtype=np.float64)
         spec = REGISTRY[self.algorithm]
         if spec.takes_k and self.n_clusters is None:
@@ -168,6 +194,26 @@ class Clusterer(ClusterMixin, BaseEstimator):
         self.labels_ = fit_labels if len(sample) == len(X) else self._predict(X)
         return self
 
+    def _fit_distributed(self, X):
+        spec = REGISTRY[self.algorithm]
+        if spec.build_distributed is None:
+            raise ValueError(f"{self.algorithm} cannot fit a matrix spread over Dask workers")
+        rng = np.random.default_rng(self.random_state)
+        sample = np.sort(rng.choice(X.shape[0], min(X.shape[0], INIT_SAMPLE_ROWS), replace=False))
+        init = spec.build(self.n_clusters, self.random_state, len(sample)).fit(X[sample].compute()).cluster_centers_
+        model = spec.build_distributed(self.n_clusters, self.random_state, init).fit(X)
+        centres = np.asarray(model.cluster_centers_, dtype=np.float64)
+        self.estimator_ = FittedCentres(centres)
+        self.n_features_in_ = X.shape[1]
+        self.fit_rows_ = X.shape[0]
+        self.labels_ = np.asarray(model.labels_.compute() if is_dask_collection(model.labels_) else model.labels_)
+        self.clusters_ = np.unique(self.labels_)
+        # dask-ml's own inertia_ is not scikit-learn's (unsquared distances): recompute it.
+        squared = X.map_blocks(lambda block: euclidean_distances(block, centres, squared=True).min(axis=1),
+                               drop_axis=1, dtype=np.float64)
+        self.temperature_ = max(float(squared.mean().compute()), 1e-12)
+        return self
+
     def predict(self, X) -> np.ndarray:
         """Cluster label of each row (-1 = noise, for density algorithms)."""
         check_is_fitted(self)
@@ -180,7 +226,7 @@ class Clusterer(ClusterMixin, BaseEstimator):
         spec = REGISTRY[self.algorithm]
         if len(self.clusters_) == 0:
             return np.zeros((len(X), 0))
-        if isinstance(self.estimator_, (KMeans, MiniBatchKMeans)):
+        if isinstance(self.estimator_, (KMeans, MiniBatchKMeans, FittedCentres)):
             return _kmeans_proba(self.estimator_, X, self.temperature_)
         if spec.proba is not None:
             return spec.proba(self.estimator_, X)

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+import dask.array as da
 import numpy as np
+import psutil
 from distributed import Client, Future, LocalCluster
 
 
@@ -39,15 +41,39 @@ def threads_per_fit(client: Client) -> int:
     return max(1, (os.cpu_count() or 1) // threads) if len(workers) else 1
 
 
+def broadcast_budget(client: Client) -> int:
+    """The largest train matrix sent whole to every worker: a quarter of the smallest worker's memory."""
+    limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    smallest = min((m for m in limits if m), default=psutil.virtual_memory().total)
+    return smallest // 4
+
+
 @dataclass
 class SharedMatrices:
-    """The train and validation matrices, sent to every worker once (by reference after)."""
+    """The train and validation matrices, sent to every worker once (by reference after).
+
+    A train matrix larger than the broadcast budget is instead spread over the workers
+    in row chunks (``spread_train``) for the algorithms that can fit it there (dask-ml's
+    k-means); the others get a seeded sample of it that fits the budget (``train``).
+    """
 
     train: Future
     validation: Future
     threads: int
+    train_rows: int
+    spread_train: da.Array | None = None
 
     @classmethod
-    def scatter(cls, client: Client, train: np.ndarray, validation: np.ndarray) -> "SharedMatrices":
+    def scatter(cls, client: Client, train: np.ndarray, validation: np.ndarray, *,
+                max_broadcast_bytes: int | None = None, seed: int = 0) -> "SharedMatrices":
+        budget = max_broadcast_bytes or broadcast_budget(client)
+        spread = None
+        if train.nbytes > budget:
+            rows = max(100, budget // max(train[0].nbytes, 1))
+            spread = client.persist(da.from_array(train, chunks=(rows, -1)))
+            sample = np.sort(np.random.default_rng(seed).choice(len(train), min(rows, len(train)), replace=False))
+            train_whole = train
+            train = train_whole[sample]
         train_f, validation_f = client.scatter([train, validation], broadcast=True, hash=False)
-        return cls(train_f, validation_f, threads_per_fit(client))
+        return cls(train_f, validation_f, threads_per_fit(client), len(train) if spread is None else len(train_whole),
+                   spread)

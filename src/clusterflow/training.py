@@ -54,9 +54,13 @@ def candidate_specs(algorithms: list[Algorithm], k_values: list[int], seed: int)
     ]
 
 
-def fit_and_score(spec: CandidateSpec, X_train: np.ndarray, X_validation: np.ndarray, *,
-                  silhouette_sample: int, threads: int | None = None) -> CandidateResult:
-    """Fit one candidate and score it on the validation rows; failures come back as ``error``."""
+def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, silhouette_sample: int,
+                  threads: int | None = None, train_rows: int | None = None) -> CandidateResult:
+    """Fit one candidate and score it on the validation rows; failures come back as ``error``.
+
+    ``X_train`` is a matrix, or a Dask array spread over the workers; ``train_rows`` is
+    the size of the whole train partition when ``X_train`` is a sample of it.
+    """
     result = CandidateResult(spec)
     try:
         with threadpool_limits(limits=threads):
@@ -68,7 +72,7 @@ def fit_and_score(spec: CandidateSpec, X_train: np.ndarray, X_validation: np.nda
             result.scores = score_labels(X_validation, labels, sample_size=silhouette_sample, seed=spec.seed)
             result.score_seconds = time.perf_counter() - started
         result.clusterer = clusterer
-        if clusterer.fit_rows_ < len(X_train):
+        if clusterer.fit_rows_ < (train_rows or X_train.shape[0]):
             result.scores["note"] = f"fitted on a {clusterer.fit_rows_:,}-row sample; other rows assigned by predict"
     except Exception as exc:  # a failed candidate is a leaderboard row, not a crashed run
         result.error = f"{type(exc).__name__}: {exc}"
