@@ -168,7 +168,7 @@ def make_categorical_featurizer(columns: list[str], options: FeaturizeOptions) -
 
 CATEGORICAL = Modality(
     "categorical", ("categorical",), make_categorical_featurizer,
-    f"one-hot of frequent levels + other, missing as a level; a frequency feature past {FREQUENCY_ENCODING_ABOVE} "
-    f"levels; at most {MAX_LEVELS} features per column",
+    f"frequent levels one-hot + other (+ frequency past {FREQUENCY_ENCODING_ABOVE} levels), at most {MAX_LEVELS} "
+    "features",
     describe_fitted=lambda encoder: encoder.column_details_,
 )

@@ -174,7 +174,7 @@ def make_datetime_featurizer(columns: list[str], options: FeaturizeOptions) -> D
 
 DATETIME = Modality(
     "datetime", ("datetime",), make_datetime_featurizer,
-    "cyclic sin/cos of hour, weekday, month (those that vary) + scaled time (UTC); missing/unparseable imputed "
-    "with a flag",
+    f"cyclic hour, weekday, month (those that vary) + scaled time, in UTC; missing flag; at most {MAX_WIDTH} "
+    "features",
     describe_fitted=lambda featurizer: featurizer.column_details_,
 )
