@@ -247,7 +247,7 @@ def _activation(insights: ModelInsights, clusters: list[int], images: ReportImag
         uri = images.large.get(m.row)
         picture = svg.occlusion_overlay(uri, np.asarray(m.drop)) if uri else _thumb(None, m.path)
         figures.append(f"<figure>{picture}<figcaption>{_swatch(m.cluster, clusters)}{esc(_cluster_name(m.cluster))} "
-                       f"(p={m.probability:.2f}) · {esc(m.path)}</figcaption></figure>")
+                       f"(p={m.probability:.2f}, largest drop {float(np.max(m.drop)):+.3f}) · {esc(m.path)}</figcaption></figure>")
     return _section("activation", f'<div class="grid">{"".join(figures)}</div>',
                     "Occlusion maps of each largest cluster's most representative image: each patch in turn is "
                     "masked with the image's mean colour and the row is re-assigned through the full model; red "

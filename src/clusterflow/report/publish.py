@@ -22,8 +22,8 @@ from ..errors import InputValidationError, Problem
 from ..insights import ImageSource, compute_insights, insight_files
 from ..insights.build import ModelInsights
 from ..insights.images import thumbnail_uri
+from ..modalities.image import image_root_of, prepare_image_columns
 from ..model import MODEL_FILE, ClusterModel
-from ..roles import is_missing
 from ..storage import RunFolder, content_hash, read_table
 from .html import ReportImages, render_report
 
@@ -64,7 +64,7 @@ def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_i
                                             hint=f"models are: {', '.join(manifest['models'])}")])
     model: ClusterModel = joblib.load(io.BytesIO(folder.get(f"models/{model_id}/{MODEL_FILE}")))
     X, validation = cached_features(folder)
-    source = ImageSource(image_root(manifest), folder.storage_options)
+    source = ImageSource(storage_options=folder.storage_options)  # the frame holds resolved image URIs
     insights = compute_insights(model, frame, X, validation, model_id=model_id, source=source,
                                 random_state=manifest["parameters"]["seed"], **options)
     path = report_path(manifest, model_id)
@@ -108,15 +108,10 @@ def cached_features(folder: RunFolder) -> tuple[np.ndarray, np.ndarray]:
     return X, partition["validation"]
 
 
-def image_root(manifest: dict) -> str:
-    """The folder relative image paths resolve against: the ``image_root`` parameter, else the table's folder."""
-    return manifest["parameters"].get("image_root") or posixpath.dirname(manifest["input"]["uri"]) or "."
-
-
 def read_run_input(manifest: dict, storage_options: dict | None = None) -> pd.DataFrame:
     """The run's input table, checked against the content hash in its manifest.
 
-    Image paths become URIs under the run's image root, as the run resolved them.
+    Image paths become URIs under the run's image root, checked, as the run resolved them.
     """
     uri, expected = manifest["input"]["uri"], manifest["input"]["sha256"]
     if content_hash(uri, storage_options) != expected:
@@ -124,10 +119,12 @@ def read_run_input(manifest: dict, storage_options: dict | None = None) -> pd.Da
             rule=f"the input table {uri} changed since the run (its SHA-256 differs from the manifest's)",
             hint="restore the original table; insights describe the rows the run clustered")])
     frame = read_table(uri, storage_options)
-    source = ImageSource(image_root(manifest), storage_options)
-    for column in (r["column"] for r in manifest["roles"] if r["role"] == "image"):
-        present = ~is_missing(frame[column])
-        frame.loc[present, column] = frame.loc[present, column].astype(str).str.strip().map(source.uri)
+    parameters = manifest["parameters"]
+    images = [r["column"] for r in manifest["roles"] if r["role"] == "image"]
+    frame, problems = prepare_image_columns(frame, images, parameters.get("image_root") or image_root_of(uri),
+                                            parameters.get("on_bad_image", "error"))
+    if problems:
+        raise InputValidationError(problems)
     return frame
 
 
