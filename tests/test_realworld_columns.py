@@ -239,16 +239,15 @@ def tweets_table(n: int = 6_000, seed: int = 1) -> pd.DataFrame:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_address):
+def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_address, capsys):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from flows.cluster import cluster
 
     data = tmp_path / "tweets.csv"
     table = tweets_table()
     table.to_csv(data, index=False)
     process = psutil.Process()
+    run_uri = tmp_path / "run"
     peak = {"process": process.memory_info().rss}
     done = threading.Event()
 
@@ -260,15 +259,17 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        run_uri = cluster(data=str(data), out=str(tmp_path / "run"), k=[3, 5], algorithms=["kmeans"],
-                          text_featurizer="tfidf", dask_address=dask_address)
+        code = main(["run", str(data), "--out", str(run_uri), "--k", "3", "5", "--algorithms", "kmeans",
+                     "--text-featurizer", "tfidf", "--dask-address", dask_address])
     finally:
         done.set()
         sampler.join()
-    print(f"peak RSS of the test process during the run: {peak['process'] / 2**20:.0f} MiB")
-    assert peak["process"] < 2 * 2**30
+    printed = capsys.readouterr().out
+    with capsys.disabled():
+        print(f"\npeak RSS of the test process during the run: {peak['process'] / 2**20:.0f} MiB")
+    assert code == 0 and peak["process"] < 2 * 2**30
 
-    manifest = RunFolder(run_uri).manifest()
+    manifest = RunFolder(str(run_uri)).manifest()
     columns = {c["column"]: c for c in manifest["columns"]}
     assert list(columns) == list(table.columns)
     assert columns["id"]["role"] == "id" and columns["text"]["role"] == "text"
@@ -277,6 +278,8 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
               "reply_to"]
     assert all(columns[c]["role"] == "categorical" and columns[c]["width"] <= MAX_LEVELS for c in labels)
     assert columns["author"]["details"]["frequency"]
+    author_row = next(line for line in printed.splitlines() if line.startswith("author "))
+    assert "categorical" in author_row and author_row.rstrip().endswith(str(columns["author"]["width"]))
     assert manifest["features"]["featurized_width"] <= 400
 
     with get_client(sync_client=True) as client:
@@ -284,7 +287,7 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
                                            limit=1)
     assert "## Columns" in artifact.data and "| author | str | categorical |" in artifact.data
 
-    model = clusterflow.load_model(run_uri)
+    model = clusterflow.load_model(str(run_uri))
     new = tweets_table(20, seed=9)
     new["created_at"] = (pd.Timestamp("2027-06-01", tz="UTC") + pd.to_timedelta(np.arange(20), unit="h")).strftime(
         "%a %b %d %H:%M:%S +0000 %Y")
