@@ -307,3 +307,52 @@ def test_predict_on_new_locations_validates_them(geo_run):
     with pytest.raises(InputValidationError, match=r"latitudes outside \[-90, 90\]") as excinfo:
         model.predict(new)
     assert excinfo.value.problems[0].rows == (4,)
+
+
+# --- a local CLIP-style model --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_clip(tmp_path_factory):
+    """A small CLIP model (random weights) saved as a local sentence-transformers folder.
+
+    It exercises the real loading and image-encoding path offline; its embeddings
+    carry no meaning, so nothing here judges their quality.
+    """
+    import json
+
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules.transformer import Transformer
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    folder = tmp_path_factory.mktemp("clip")
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        vocab[letter], vocab[f"{letter}</w>"] = len(vocab), len(vocab) + 1
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    layers = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    config = CLIPConfig(text_config=dict(vocab_size=len(vocab), max_position_embeddings=32, **layers),
+                        vision_config=dict(image_size=32, patch_size=8, **layers), projection_dim=8)
+    CLIPModel(config).save_pretrained(folder / "hf")
+    CLIPProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                  tokenizer=CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+                  ).save_pretrained(folder / "hf")
+    SentenceTransformer(modules=[Transformer(str(folder / "hf"))]).save(str(folder / "model"))
+    return str(folder / "model")
+
+
+def test_a_local_clip_model_embeds_the_images(sample, tiny_clip):
+    from sentence_transformers import SentenceTransformer
+
+    table, folder = sample
+    frame, _ = prepare_image_columns(table.head(40), ["photo"], str(folder))
+    featurizer = ImageFeaturizer(model=tiny_clip, batch_size=16)
+    Z = featurizer.fit_transform(frame[["photo"]])
+    assert [g.split(":")[1] for g in featurizer.groups_] == ["embedding", "missing"]
+    assert Z.shape == (40, 8 + 1)
+    present = frame["photo"].notna().to_numpy()
+    encoder = SentenceTransformer(tiny_clip, device="cpu")
+    expected = encoder.encode([Image.open(p).convert("RGB") for p in frame["photo"][present]])
+    standardized = (expected - expected.mean(axis=0)) / expected.std(axis=0) / np.sqrt(8)
+    np.testing.assert_allclose(Z[present, :8], standardized, rtol=1e-4, atol=1e-5)
+    assert (Z[~present, :8] == 0).all() and (Z[:, 8] == ~present).all()

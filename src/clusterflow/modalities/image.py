@@ -268,7 +268,7 @@ def image_batch_features(uris: list[str | None], model: str | None = None) -> tu
             except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
                 bad.append((i, f"not a decodable image: {exc}"))
         encoder = _embedding_model(model)
-        width = encoder.get_sentence_embedding_dimension()
+        width = encoder.get_embedding_dimension()
         embedding = np.zeros((len(uris), width), dtype=np.float32)
         if images:
             embedding[[i for i, _ in images]] = encoder.encode([im for _, im in images], convert_to_numpy=True)
