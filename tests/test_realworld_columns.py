@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import clusterflow
+from clusterflow import temporal
 from clusterflow.blueprint import make_featurizer
 from clusterflow.errors import InputValidationError
 from clusterflow.explain import column_reports
@@ -95,6 +96,22 @@ def test_dates_need_a_consistent_parse_rate_not_one_lucky_row():
     roles = {d.column: d for d in infer_roles(frame)}
     assert roles["lucky"].role != "datetime" and roles["mostly"].role != "datetime"
     assert roles["month_first"].role == "datetime" and "%m/%d/%Y %H:%M" in roles["month_first"].reason
+
+
+@pytest.mark.parametrize("text, instant", [
+    ("2026-11-26T14:05:00Z", "2026-11-26 14:05"), ("2026-11-26 16:05:00+02:00", "2026-11-26 14:05"),
+    ("2026-11-26", "2026-11-26 00:00"), ("26/11/2026 14:05", "2026-11-26 14:05"), ("26/11/2026", "2026-11-26 00:00"),
+    ("11/26/2026 14:05", "2026-11-26 14:05"), ("11/26/2026 02:05 PM", "2026-11-26 14:05"),
+    ("26.11.2026", "2026-11-26 00:00"), ("26-11-2026", "2026-11-26 00:00"), ("2026/11/26", "2026-11-26 00:00"),
+    ("26 Nov 2026", "2026-11-26 00:00"), ("November 26, 2026", "2026-11-26 00:00"),
+    ("Thu Nov 26 14:05:00 +0000 2026", "2026-11-26 14:05"), ("Thu, 26 Nov 2026 15:05:00 +0100", "2026-11-26 14:05"),
+])
+def test_documented_formats_are_recognised_and_read_in_utc(text, instant):
+    years = pd.Series([text.replace("2026", str(year)) for year in range(2006, 2026)] + [text])
+    [decision] = infer_roles(pd.DataFrame({"when": years, "x": np.arange(21) % 3}))[:1]
+    assert decision.role == "datetime"
+    fmt, fraction = temporal.parse_format(years)
+    assert fraction == 1.0 and temporal.to_utc(years, fmt).iloc[-1] == pd.Timestamp(instant, tz="UTC")
 
 
 def test_a_number_named_like_a_time_must_be_in_the_epoch_range():
