@@ -42,7 +42,8 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
 
     Per column, the levels that hold at least ``min_frequency`` of the training rows
     get one-hot features, most frequent first, up to the width budget; every other
-    level (and any level unseen in training) shares one "other" feature. A column
+    level shares one "other" feature, and so do levels unseen in training (all zeros
+    when every training level has its own feature). A column
     with more than ``frequency_above`` distinct training levels also gets a frequency
     feature: log(1 + the level's training count), standardized, 0 counts for unseen
     levels. Missing values are a level of their own. A column never takes more than
