@@ -35,6 +35,7 @@ from .base import FeaturizeOptions, Modality
 
 ON_BAD_IMAGE = ("error", "missing")
 WORK_SIZE = 64  # every image is resized to WORK_SIZE x WORK_SIZE before the low-level features
+EMBEDDING_SIZE = 448  # images for a model are shrunk to fit this box first (CLIP-style models see 224-336)
 THUMBNAIL_SIZE = 8
 COLOUR_LEVELS = 4  # per channel: a joint histogram of COLOUR_LEVELS ** 3 bins
 ORIENTATIONS = 9
@@ -172,28 +173,38 @@ def _unreadable_reason(uri: str) -> str | None:
     return None
 
 
-def _load(uri: str) -> Image.Image:
+def _open(uri: str, size: int) -> Image.Image:
+    """The image at ``uri`` as RGB; a JPEG is decoded straight at a reduced scale near ``size``."""
     with fsspec.open(uri, "rb") as f:
         data = f.read()
-    im = Image.open(io.BytesIO(data))
-    im.draft("RGB", (WORK_SIZE, WORK_SIZE))  # JPEG: decode at a reduced scale, much faster
-    return im.convert("RGB")
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (size, size))
+    return image.convert("RGB")
 
 
-def _decode_batch(uris: list[str | None]) -> tuple[np.ndarray, list[tuple[int, str]]]:
-    """A (n, WORK_SIZE, WORK_SIZE, 3) uint8 array; missing or bad images stay zero and are returned."""
-    pixels = np.zeros((len(uris), WORK_SIZE, WORK_SIZE, 3), dtype=np.uint8)
-    bad = []
+def _read_batch(uris: list[str | None], prepare, size: int) -> tuple[list[tuple[int, object]], list[tuple[int, str]]]:
+    """``prepare(image)`` of each image (decoded near ``size``) as soon as it is read, so a batch never
+    holds full-size images; and the unreadable ones as (position, reason). Missing (None) entries are skipped."""
+    prepared, bad = [], []
     for i, uri in enumerate(uris):
         if uri is None:
             continue
         try:
-            pixels[i] = np.asarray(_load(uri).resize((WORK_SIZE, WORK_SIZE), Image.BILINEAR, reducing_gap=2.0))
+            prepared.append((i, prepare(_open(uri, size))))
         except FileNotFoundError:
             bad.append((i, "file not found"))
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
             bad.append((i, f"not a decodable image: {exc}"))
-    return pixels, bad
+    return prepared, bad
+
+
+def _for_features(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.resize((WORK_SIZE, WORK_SIZE), Image.BILINEAR, reducing_gap=2.0))
+
+
+def _for_embedding(image: Image.Image) -> Image.Image:
+    image.thumbnail((EMBEDDING_SIZE, EMBEDDING_SIZE))  # the model's processor resizes further
+    return image
 
 
 def low_level_features(pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -254,22 +265,15 @@ def image_batch_features(uris: list[str | None], model: str | None = None) -> tu
     or on a Dask worker.
     """
     if model is None:
-        pixels, bad = _decode_batch(uris)
+        decoded, bad = _read_batch(uris, _for_features, WORK_SIZE)
+        pixels = np.zeros((len(uris), WORK_SIZE, WORK_SIZE, 3), dtype=np.uint8)
+        for i, array in decoded:
+            pixels[i] = array
         groups = low_level_features(pixels)
     else:
-        images, bad = [], []
-        for i, uri in enumerate(uris):
-            if uri is None:
-                continue
-            try:
-                images.append((i, _load(uri)))
-            except FileNotFoundError:
-                bad.append((i, "file not found"))
-            except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-                bad.append((i, f"not a decodable image: {exc}"))
+        images, bad = _read_batch(uris, _for_embedding, EMBEDDING_SIZE)
         encoder = _embedding_model(model)
-        width = encoder.get_embedding_dimension()
-        embedding = np.zeros((len(uris), width), dtype=np.float32)
+        embedding = np.zeros((len(uris), encoder.get_embedding_dimension()), dtype=np.float32)
         if images:
             embedding[[i for i, _ in images]] = encoder.encode([im for _, im in images], convert_to_numpy=True)
         groups = {"embedding": embedding}
