@@ -9,13 +9,14 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger, emit_event
+from prefect.schedules import Cron
 
 from clusterflow.errors import ClusterflowError
 from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
 
 DATA_ARRIVED = "clusterflow.data.arrived"
 DATASET_RESOURCE = "clusterflow.dataset"
-NIGHTLY_CRON = "0 2 * * *"
+NIGHTLY_CRON = "0 2 * * *"  # UTC
 TAGS = {"cluster-nightly": ["clusterflow", "trigger:schedule"],
         "recluster-on-new-data": ["clusterflow", "trigger:event"],
         "predict": ["clusterflow", "trigger:on-demand"]}
@@ -63,7 +64,7 @@ def build_deployments(runs_root: str = DEFAULT_RUNS_ROOT, nightly_data: str | No
     ]
     if nightly_data:
         deployments.insert(0, cluster.to_deployment(
-            "cluster-nightly", cron=cron, parameters={"data": nightly_data, "runs_root": runs_root, **compute},
+            "cluster-nightly", schedules=[Cron(cron, timezone="UTC")], parameters={"data": nightly_data, "runs_root": runs_root, **compute},
             tags=TAGS["cluster-nightly"], description=f"Cluster {nightly_data} on the schedule {cron}."))
     return deployments
 

@@ -1,8 +1,11 @@
 """Reclustering: compare a new run with the dataset's promoted model, keep cluster ids stable, decide promotion.
 
-The new rows are assigned by both models. Old and new clusters are matched one to
+The new rows are assigned by both models; rows unlike any the promoted model was
+trained on (novel rows) belong to none of its clusters, so a new segment that the old
+model can only force into its nearest cluster does not pass for that cluster. Old and
+new clusters are matched one to
 one (Hungarian assignment on the Jaccard overlap of their rows); a matched pair that
-overlaps enough is the same cluster, which keeps its id. What is left is described
+overlaps by more than half is the same cluster, which keeps its id. What is left is described
 as splits, merges, appearances and disappearances, and the stability of the whole is
 the adjusted Rand index of the two assignments of the same rows.
 """
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score
+from sklearn.neighbors import NearestNeighbors
 
 from .algorithms import NOISE
 from .errors import InputValidationError
@@ -46,6 +50,7 @@ class ClusterChanges:
     stability: float
     rows: int
     next_cluster_id: int
+    novel_rows: int = 0
 
 
 def match_clusters(old: np.ndarray, new: np.ndarray, old_clusters, new_clusters, next_cluster_id: int, *,
@@ -61,7 +66,8 @@ def match_clusters(old: np.ndarray, new: np.ndarray, old_clusters, new_clusters,
     next_cluster_id : int
         The first id never used for this dataset: unmatched new clusters count up from it.
     min_jaccard : float
-        A matched pair is the same cluster when its rows' Jaccard overlap is at least this.
+        A matched pair is the same cluster when its rows' Jaccard overlap exceeds this
+        (above one half, a cluster can have at most one such partner).
     split_share : float
         An old cluster that did not persist split when at least two new clusters each
         hold this share of its rows.
@@ -82,7 +88,7 @@ def match_clusters(old: np.ndarray, new: np.ndarray, old_clusters, new_clusters,
     jaccard = overlap / np.maximum(old_n + new_n - overlap, 1)
 
     rows, cols = linear_sum_assignment(-jaccard)
-    pairs = {j: i for i, j in zip(rows, cols) if jaccard[i, j] >= min_jaccard}
+    pairs = {j: i for i, j in zip(rows, cols) if jaccard[i, j] > min_jaccard}
     labels, fresh = {}, next_cluster_id
     for j, label in enumerate(new_ids):
         if j in pairs:
@@ -112,6 +118,17 @@ def match_clusters(old: np.ndarray, new: np.ndarray, old_clusters, new_clusters,
         vanished=[c for i, c in enumerate(old_ids) if i not in persisted_old and c not in split and c not in in_merge],
         stability=float(adjusted_rand_score(old, new)), rows=len(old), next_cluster_id=fresh,
     )
+
+
+def novel_rows(Z: np.ndarray, known: np.ndarray, *, sample: int = 5000, quantile: float = 0.99,
+               seed: int = 0) -> np.ndarray:
+    """Which rows of ``Z`` are farther from every ``known`` row than ``quantile`` of known
+    rows are from their nearest neighbour (both in the promoted model's feature space)."""
+    rng = np.random.default_rng(seed)
+    known = known[np.sort(rng.choice(len(known), min(sample, len(known)), replace=False))]
+    neighbours = NearestNeighbors(n_neighbors=2).fit(known)
+    typical = np.quantile(neighbours.kneighbors(known)[0][:, 1], quantile)
+    return neighbours.kneighbors(Z, n_neighbors=1)[0][:, 0] > typical
 
 
 @dataclass(frozen=True)
@@ -177,15 +194,22 @@ def compare_with_promoted(run_uri: str, runs_root: str, dataset: str, policy: Pr
     else:
         new = pd.read_parquet(io.BytesIO(folder.get("assignments.parquet")))["cluster"].to_numpy()
         old_model = load_model(promoted.model_uri, storage_options)
+        frame = read_table(manifest["input"]["uri"], storage_options)
         try:
-            old = old_model.predict(read_table(manifest["input"]["uri"], storage_options))["cluster"].to_numpy()
+            Z = old_model.transform(frame)
         except InputValidationError as exc:
             problem = f"the promoted model cannot score the new data: {exc}"
         if problem:
             labels = {int(c): int(c) for c in new_clusters}
             next_id = max([promoted.next_cluster_id, *(c + 1 for c in new_clusters)])
         else:
-            matched = match_clusters(old, new, old_model.clusters_, new_clusters, promoted.next_cluster_id)
+            old = old_model.assignments(frame, Z)["cluster"].to_numpy()
+            known = np.load(io.BytesIO(RunFolder(promoted.run_uri, storage_options).get("features/train.npy")))
+            novel = novel_rows(Z, known)
+            matched = match_clusters(np.where(novel, NOISE, old), new, old_model.clusters_, new_clusters,
+                                     promoted.next_cluster_id)
+            matched.novel_rows = int(novel.sum())
+            matched.stability = float(adjusted_rand_score(old, new))
             labels, next_id, changes = matched.labels, matched.next_cluster_id, asdict(matched)
     promote, reasons = policy.decide(silhouette, promoted, problem)
     if changes is not None:
@@ -238,5 +262,6 @@ def report_markdown(report: ReclusterReport) -> str:
                   f"| merged | {'; '.join(f'{s} -> {n}' for n, s in changes['merged'].items()) or '-'} |",
                   f"| appeared | {', '.join(map(str, changes['appeared'])) or '-'} |",
                   f"| vanished | {', '.join(map(str, changes['vanished'])) or '-'} |", "",
-                  f"Stability (ARI on {changes['rows']:,} rows): {changes['stability']:.3f}"]
+                  f"Stability (ARI on {changes['rows']:,} rows): {changes['stability']:.3f}; "
+                  f"{changes['novel_rows']:,} rows unlike any the promoted model was trained on."]
     return "\n".join(lines) + "\n"
