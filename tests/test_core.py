@@ -47,8 +47,9 @@ def test_large_fits_use_a_seeded_sample_and_predict_the_rest():
     X, y = make_blobs(n_samples=25_000, centers=3, n_features=4, random_state=0)
     clusterer = Clusterer("hdbscan", random_state=1).fit(X)
     assert clusterer.fit_rows_ == REGISTRY["hdbscan"].max_fit_rows
-    assert len(clusterer.labels_) == len(X)
-    assert adjusted_rand_score(y, clusterer.labels_) > 0.95
+    assert len(clusterer.labels_) == len(clusterer.fit_sample_) == clusterer.fit_rows_
+    assert adjusted_rand_score(y[clusterer.fit_sample_], clusterer.labels_) > 0.95
+    assert adjusted_rand_score(y, clusterer.predict(X)) > 0.95
 
 
 def test_quick_mode_is_kmeans_and_hdbscan():

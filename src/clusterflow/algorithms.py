@@ -159,7 +159,8 @@ class Clusterer(ClusterMixin, BaseEstimator):
     estimator_ : the fitted algorithm.
     classifier_ : the inductive classifier, for algorithms that cannot predict.
     clusters_ : ndarray of the cluster labels (noise excluded).
-    labels_ : labels of the training rows.
+    labels_ : labels of the rows the algorithm was fitted on.
+    fit_sample_ : positions of those rows in ``X`` (all rows unless ``max_fit_rows`` applied).
     fit_rows_ : how many rows the algorithm itself was fitted on.
     """
 
@@ -191,7 +192,7 @@ class Clusterer(ClusterMixin, BaseEstimator):
             self.classifier_.fit(X_fit[clustered], fit_labels[clustered])
         if isinstance(self.estimator_, (KMeans, MiniBatchKMeans)):
             self.temperature_ = max(self.estimator_.inertia_ / len(X_fit), 1e-12)
-        self.labels_ = fit_labels if len(sample) == len(X) else self._predict(X)
+        self.fit_sample_, self.labels_ = sample, fit_labels
         return self
 
     def _fit_distributed(self, X):
