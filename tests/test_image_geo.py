@@ -356,3 +356,31 @@ def test_a_local_clip_model_embeds_the_images(sample, tiny_clip):
     standardized = (expected - expected.mean(axis=0)) / expected.std(axis=0) / np.sqrt(8)
     np.testing.assert_allclose(Z[present, :8], standardized, rtol=1e-4, atol=1e-5)
     assert (Z[~present, :8] == 0).all() and (Z[:, 8] == ~present).all()
+
+
+# --- images on S3 --------------------------------------------------------------------------------------------
+
+def test_images_on_s3_resolve_against_the_table_folder(sample, s3_bucket):
+    import s3fs
+
+    table, folder = sample
+    fs = s3fs.S3FileSystem()
+    head = table[["customer_id", "photo", "latitude", "longitude"]].head(30).copy()
+    for photo in head["photo"].dropna():
+        fs.put(str(folder / photo), f"{s3_bucket}/shop/{photo}")
+    head.loc[6, "photo"] = "../elsewhere/x.png"
+    with fs.open(f"{s3_bucket}/shop/customers.csv", "w") as f:
+        head.to_csv(f, index=False)
+    with pytest.raises(InputValidationError) as excinfo:
+        runs.load_input(f"s3://{s3_bucket}/shop/customers.csv")
+    assert [(p.column, p.rows) for p in excinfo.value.problems] == [("photo", (6,))]
+
+    head.loc[6, "photo"] = f"s3://{s3_bucket}/shop/{table['photo'].dropna().iloc[0]}"
+    with fs.open(f"{s3_bucket}/shop/customers.csv", "w") as f:
+        head.to_csv(f, index=False)
+    inputs = runs.load_input(f"s3://{s3_bucket}/shop/customers.csv")
+    assert inputs.frame["photo"].dropna().str.startswith(f"s3://{s3_bucket}/shop/photos/").all()
+    local, _ = prepare_image_columns(head, ["photo"], str(folder))
+    local.loc[6, "photo"] = str(folder / table["photo"].dropna().iloc[0])
+    np.testing.assert_allclose(ImageFeaturizer().fit_transform(inputs.frame[["photo"]]),
+                               ImageFeaturizer().fit_transform(local[["photo"]]))
