@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import FunctionTransformer
 

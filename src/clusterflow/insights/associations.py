@@ -80,8 +80,8 @@ def feature_associations(frame: pd.DataFrame, roles: dict[str, str], features: l
         leaves = leaves_list(linkage(squareform(1 - matrix, checks=False), method="average", optimal_ordering=True))
         matrix, columns = matrix[np.ix_(leaves, leaves)], [columns[i] for i in leaves]
     i, j = np.triu_indices(n, k=1)
-    strong = pd.DataFrame({"feature_a": np.asarray(columns, dtype=object)[i], "feature_b": np.asarray(columns, dtype=object)[j],
-                           "association": matrix[i, j]})
+    names = np.asarray(columns, dtype=object)
+    strong = pd.DataFrame({"feature_a": names[i], "feature_b": names[j], "association": matrix[i, j]})
     strong = strong[strong["association"] >= threshold].sort_values("association", ascending=False, kind="stable")
     return Associations(method, pd.DataFrame(matrix, index=columns, columns=columns), strong.reset_index(drop=True))
 

@@ -112,7 +112,8 @@ def _leaderboard(board: pd.DataFrame, model_id: str) -> str:
                         for v in values.values())
         current = ' class="current"' if values.get("model_id") == model_id else ""
         rows.append(f"<tr{current}>{cells}</tr>")
-    table = f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+    table = (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
+             f'<tbody>{"".join(rows)}</tbody></table></div>')
     return _section("leaderboard", table, "Ranked by validation silhouette; click a header to sort. "
                                           "The highlighted row is the model of this report.")
 
@@ -168,7 +169,7 @@ def _profile_cell(profile: dict, key: str, clusters: list[int], images: ReportIm
     if kind == "numeric":
         overall = profile["stats"][ALL]
         colour = "#9498a0" if key == ALL else cluster_colour(int(key), clusters)
-        plot = svg.box_plot(stats, overall["min"] or 0.0, overall["max"] or 0.0, colour) if overall["min"] is not None else ""
+        plot = "" if overall["min"] is None else svg.box_plot(stats, overall["min"], overall["max"], colour)
         return (f'{plot}<div>mean {_fmt(stats["mean"])} · median {_fmt(stats["median"])}</div>'
                 f'<div class="small">quartiles {_fmt(stats["q1"])} – {_fmt(stats["q3"])}</div>{missing}')
     if kind == "categorical":
@@ -191,7 +192,8 @@ def _profile_cell(profile: dict, key: str, clusters: list[int], images: ReportIm
     if kind == "geo":
         centre = stats["centre"]
         where = f'<div>centre {centre["lat"]:.3f}, {centre["lon"]:.3f}</div>' if centre else ""
-        examples = "".join(f'<div class="small">{e["lat"]:.4f}, {e["lon"]:.4f}</div>' for e in stats.get("examples", []))
+        examples = "".join(f'<div class="small">{e["lat"]:.4f}, {e["lon"]:.4f}</div>'
+                           for e in stats.get("examples", []))
         return f"{where}{examples}{missing}"
     if "median" not in stats:  # datetime with no parseable value
         return missing
@@ -247,7 +249,8 @@ def _activation(insights: ModelInsights, clusters: list[int], images: ReportImag
         uri = images.large.get(m.row)
         picture = svg.occlusion_overlay(uri, np.asarray(m.drop)) if uri else _thumb(None, m.path)
         figures.append(f"<figure>{picture}<figcaption>{_swatch(m.cluster, clusters)}{esc(_cluster_name(m.cluster))} "
-                       f"(p={m.probability:.2f}, largest drop {float(np.max(m.drop)):+.3f}) · {esc(m.path)}</figcaption></figure>")
+                       f"(p={m.probability:.2f}, largest drop {float(np.max(m.drop)):+.3f}) · {esc(m.path)}"
+                       "</figcaption></figure>")
     return _section("activation", f'<div class="grid">{"".join(figures)}</div>',
                     "Occlusion maps of each largest cluster's most representative image: each patch in turn is "
                     "masked with the image's mean colour and the row is re-assigned through the full model; red "

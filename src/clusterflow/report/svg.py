@@ -38,7 +38,8 @@ def bar_chart(items: list[tuple[str, float, str, str]], width: int = 640, bar_he
             f'<text x="{label_width + length + 6:.1f}" y="{y + bar_height * 0.72:.1f}" class="val">'
             f'{esc(value_format.format(value))}</text></g>')
     height = max(len(items) * (bar_height + 6), bar_height)
-    return f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">{"".join(rows)}</svg>'
+    return (f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img">'
+            f'{"".join(rows)}</svg>')
 
 
 def box_plot(stats: dict, low: float, high: float, colour: str, width: int = 120, height: int = 18) -> str:
@@ -85,7 +86,8 @@ def heatmap(labels: list[str], matrix: np.ndarray, method: str) -> str:
                      f'class="lbl">{esc(_clip(label, 28))}</text>')
         for j in range(n):
             value = float(matrix[i, j])
-            parts.append(f'<rect x="{margin + j * cell}" y="{margin + i * cell}" width="{cell - 1}" height="{cell - 1}" '
+            parts.append(f'<rect x="{margin + j * cell}" y="{margin + i * cell}" width="{cell - 1}" '
+                         f'height="{cell - 1}" '
                          f'fill="rgb({_shade(value)})" data-tip="{esc(labels[i])} ~ {esc(labels[j])}: '
                          f'{esc(method)} {value:.2f}"/>')
     return (f'<svg class="chart zoom" viewBox="0 0 {size} {size}" width="{min(size, 900)}" '
