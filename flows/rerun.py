@@ -22,10 +22,11 @@ def rerun(run: str, k: list[int], model: str | None = None, dask_address: str | 
     label_run(dataset)
     specs = plan_rerun(cached, k, model)
     print(f"rerun of {run}: training {', '.join(s.model_id for s in specs)} on the cached features")
+    settings = cached.manifest["parameters"]
     with dask_client(dask_address) as client:
-        shared = SharedMatrices.scatter(client, cached.X_train, cached.X_validation)
-        results = train_candidates(specs, shared, cached.manifest["parameters"]["silhouette_sample"],
-                                   f"fan-out-{dataset}")
+        shared = SharedMatrices.scatter(client, cached.X_train, cached.X_validation,
+                                        max_broadcast_bytes=settings.get("max_broadcast_bytes"), seed=settings["seed"])
+        results = train_candidates(specs, shared, settings["silhouette_sample"], f"fan-out-{dataset}")
     manifest = write_rerun(cached, results, storage_options)
     publish_artifacts(run, manifest, storage_options)
     print(f"republished {run} (revision {manifest['revision']}); top model {manifest['top_model']}")

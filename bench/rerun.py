@@ -1,0 +1,162 @@
+"""Benchmark: what a rerun costs next to the run it extends, and how fast an event starts a run.
+
+1. A 100k-row customer table with planted segments is clustered (every algorithm, the
+   default cluster counts), then rerun with 4 new cluster counts, for every k-taking
+   algorithm and for one model. Both share one Dask cluster, so its start-up is not counted.
+2. A local Prefect server and `clusterflow serve`; `clusterflow notify` emits
+   `clusterflow.data.arrived` for a small table, and the latency from the event to the
+   triggered run's creation and start is read back from the API.
+
+    python bench/rerun.py [--rows 100000] [--events 3]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("clusterflow"))
+
+
+def bench_rerun(rows: int, folder: Path) -> None:
+    from distributed import LocalCluster
+    from prefect import flow
+
+    from clusterflow.samples import customers
+    from clusterflow.storage import RunFolder
+    from flows.cluster import cluster
+    from flows.rerun import rerun
+
+    data = folder / "customers.csv"
+    customers(rows, seed=1).drop(columns="segment").to_csv(data, index=False)
+    flow(lambda: None, name="warm-up")()  # starts Prefect's local server before anything is timed
+    with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0") as dask:
+        started = time.perf_counter()
+        run = cluster(data=str(data), out=str(folder / "run"), dask_address=dask.scheduler_address)
+        original = time.perf_counter() - started
+        manifest = RunFolder(run).manifest()
+        existing = set(manifest["k_values"])
+        new_k = [k for k in range(3, 40) if k not in existing][:4]
+        started = time.perf_counter()
+        rerun(run=run, k=new_k, dask_address=dask.scheduler_address)
+        every = time.perf_counter() - started
+        one_k = [k for k in range(3, 60) if k not in existing and k not in new_k][:4]
+        started = time.perf_counter()
+        rerun(run=run, k=one_k, model=f"kmeans-k{manifest['k_values'][0]}", dask_address=dask.scheduler_address)
+        one = time.perf_counter() - started
+    candidates = len(manifest["models"]) + len(manifest["failed_models"])
+    print(f"\n{rows:,} rows; original run: {candidates} candidates ({', '.join(manifest['algorithms'])}; "
+          f"k {manifest['k_values']})")
+    print(f"  original run            {original:7.1f} s")
+    print(f"  rerun, every algorithm  {every:7.1f} s  ({every / original:.0%} of the run; k {new_k})")
+    print(f"  rerun, one model        {one:7.1f} s  ({one / original:.0%} of the run; kmeans, k {one_k})")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.2)
+    return value
+
+
+def bench_event_latency(events: int, folder: Path, poll_seconds: int) -> None:
+    import httpx
+
+    from clusterflow.samples import customers
+
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(folder / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    client_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds)}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    serving = None
+    try:
+        _wait(lambda: _healthy(httpx, api), 120, "server start")
+        print(f"\nserver answered /api/health after {time.perf_counter() - started:.1f} s")
+        serving = subprocess.Popen([CLI, "serve", "--runs-root", str(folder / "runs")], cwd=REPO, env=client_env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        _wait(lambda: httpx.post(f"{api}/automations/filter", json={}).json(), 120, "serve registration")
+        created, began = [], []
+        for i in range(events):
+            data = folder / f"shop-{i}.csv"
+            customers(300, seed=i).drop(columns="segment").to_csv(data, index=False)
+            emitted = datetime.now().astimezone()
+            subprocess.run([CLI, "notify", str(data), "--k", "3", "--algorithms", "kmeans"], env=client_env,
+                           check=True, capture_output=True)
+            run = _wait(lambda: _run_on(httpx, api, str(data), started=True), 300, "triggered run start")
+            created.append((_time(run["created"]) - emitted).total_seconds())
+            began.append((_time(run["start_time"]) - emitted).total_seconds())
+            _wait(lambda: _run_on(httpx, api, str(data), finished=True), 300, "triggered run end")
+        print(f"event -> run created: {', '.join(f'{s:.1f}' for s in created)} s")
+        print(f"event -> run started: {', '.join(f'{s:.1f}' for s in began)} s "
+              f"(runner polls every {poll_seconds} s)")
+    finally:
+        if serving is not None:
+            _stop(serving)
+        _stop(server)
+
+
+def _healthy(httpx, api: str) -> bool:
+    try:
+        return httpx.get(f"{api}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _run_on(httpx, api: str, data: str, started: bool = False, finished: bool = False) -> dict | None:
+    for run in httpx.post(f"{api}/flow_runs/filter", json={}).json():
+        if run["parameters"].get("data") != data:
+            continue
+        if (started and run["start_time"]) or (finished and run["state_type"] in {"COMPLETED", "FAILED", "CRASHED"}):
+            return run
+    return None
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=3)
+    parser.add_argument("--poll-seconds", type=int, default=10, help="the runner's poll interval (Prefect's default)")
+    args = parser.parse_args()
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    with tempfile.TemporaryDirectory(prefix="clusterflow-bench-") as tmp:
+        os.environ["PREFECT_HOME"] = str(Path(tmp) / "prefect-local")
+        bench_rerun(args.rows, Path(tmp))
+        bench_event_latency(args.events, Path(tmp), args.poll_seconds)
+
+
+if __name__ == "__main__":
+    main()
