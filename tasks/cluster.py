@@ -9,7 +9,7 @@ from prefect import get_run_logger, task, unmapped
 from prefect.artifacts import (create_link_artifact, create_markdown_artifact, create_progress_artifact,
                                create_table_artifact, update_progress_artifact)
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
 from clusterflow import report, runs
@@ -48,13 +48,15 @@ def train_candidate(spec: CandidateSpec, shared: SharedMatrices, silhouette_samp
     return result
 
 
-def candidate_outcome(spec: CandidateSpec, state: State) -> CandidateResult:
-    """The candidate's result, or a failed result carrying the task's error."""
-    if state.is_completed():
-        return state.result()
-    error = state.result(raise_on_failure=False)
-    message = str(error).removeprefix(f"{spec.model_id} failed: ")
-    return CandidateResult(spec, error=message if isinstance(error, BaseException) else state.message)
+def candidate_outcome(spec: CandidateSpec, future: PrefectFuture) -> CandidateResult:
+    """The candidate's result, or a failed result carrying the task's error.
+
+    Read from the future (the in-memory final state), not from the API: results are not persisted.
+    """
+    outcome = future.result(raise_on_failure=False)
+    if isinstance(outcome, CandidateResult):
+        return outcome
+    return CandidateResult(spec, error=str(outcome).removeprefix(f"{spec.model_id} failed: "))
 
 
 def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhouette_sample: int,
@@ -70,8 +72,7 @@ def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhoue
         update_progress_artifact(progress, 100.0 * done / len(specs))
         logger.info("%s %s (%d/%d candidates)", spec_of[future.task_run_id].model_id, future.state.name.lower(),
                     done, len(specs))
-    futures.wait()  # keeps each final state, with its result, on the future
-    return [candidate_outcome(spec, future.state) for spec, future in zip(specs, futures)]
+    return [candidate_outcome(spec, future) for spec, future in zip(specs, futures)]
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
