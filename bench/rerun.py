@@ -28,7 +28,6 @@ CLI = str(Path(sys.executable).with_name("clusterflow"))
 
 def bench_rerun(rows: int, folder: Path) -> None:
     from distributed import LocalCluster
-    from prefect import flow
 
     from clusterflow.samples import customers
     from clusterflow.storage import RunFolder
@@ -37,7 +36,6 @@ def bench_rerun(rows: int, folder: Path) -> None:
 
     data = folder / "customers.csv"
     customers(rows, seed=1).drop(columns="segment").to_csv(data, index=False)
-    flow(lambda: None, name="warm-up")()  # starts Prefect's local server before anything is timed
     with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0") as dask:
         started = time.perf_counter()
         run = cluster(data=str(data), out=str(folder / "run"), dask_address=dask.scheduler_address)
@@ -84,24 +82,35 @@ def _wait(predicate, timeout: float, what: str):
     return value
 
 
-def bench_event_latency(events: int, folder: Path, poll_seconds: int) -> None:
+def start_server(folder: Path) -> tuple[subprocess.Popen, str, dict]:
+    """`prefect server start` on a free port with its own home; returns it, its API URL and a client environment."""
     import httpx
-
-    from clusterflow.samples import customers
 
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(folder / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    client_env = {**env, "PREFECT_API_URL": api, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds)}
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
-    serving = None
     try:
         _wait(lambda: _healthy(httpx, api), 120, "server start")
-        print(f"\nserver answered /api/health after {time.perf_counter() - started:.1f} s")
+    except TimeoutError:
+        _stop(server)
+        raise
+    print(f"server answered /api/health after {time.perf_counter() - started:.1f} s")
+    return server, api, {**env, "PREFECT_API_URL": api}
+
+
+def bench_event_latency(events: int, folder: Path, api: str, env: dict, poll_seconds: int) -> None:
+    import httpx
+
+    from clusterflow.samples import customers
+
+    client_env = {**env, "PREFECT_RUNNER_POLL_FREQUENCY": str(poll_seconds)}
+    serving = None
+    try:
         serving = subprocess.Popen([CLI, "serve", "--runs-root", str(folder / "runs")], cwd=REPO, env=client_env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _wait(lambda: httpx.post(f"{api}/automations/filter", json={}).json(), 120, "serve registration")
@@ -122,7 +131,6 @@ def bench_event_latency(events: int, folder: Path, poll_seconds: int) -> None:
     finally:
         if serving is not None:
             _stop(serving)
-        _stop(server)
 
 
 def _healthy(httpx, api: str) -> bool:
@@ -151,11 +159,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3)
     parser.add_argument("--poll-seconds", type=int, default=10, help="the runner's poll interval (Prefect's default)")
     args = parser.parse_args()
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with tempfile.TemporaryDirectory(prefix="clusterflow-bench-") as tmp:
-        os.environ["PREFECT_HOME"] = str(Path(tmp) / "prefect-local")
-        bench_rerun(args.rows, Path(tmp))
-        bench_event_latency(args.events, Path(tmp), args.poll_seconds)
+        server, api, env = start_server(Path(tmp))
+        try:
+            os.environ.update(env)  # this process runs its flows against the same server
+            bench_rerun(args.rows, Path(tmp))
+            bench_event_latency(args.events, Path(tmp), api, env, args.poll_seconds)
+        finally:
+            _stop(server)
 
 
 if __name__ == "__main__":

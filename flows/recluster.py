@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from prefect import flow, tags
 
+from clusterflow.errors import InputValidationError, Problem
 from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
 from flows.cluster import cluster
 from tasks.observe import label_run, run_name
@@ -27,6 +28,9 @@ def recluster(
     Clusters that persist keep their ids in the new run (its assignments and top model).
     ``dataset`` defaults to the data file's name. Returns the new run's URI.
     """
+    if not data:
+        raise InputValidationError([Problem(rule="no data URI to recluster",
+                                            hint="the clusterflow.data.arrived event needs payload.data_uri")])
     dataset = dataset or dataset_name(data)
     with tags(*label_run(dataset)):
         run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root,

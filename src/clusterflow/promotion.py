@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 
 from .errors import InputValidationError, Problem, RunNotFoundError
-from .model import load_model
+from .model import LABELS_FILE, SCHEMA_FILE
 from .runs import dataset_name, read_leaderboard
 from .storage import RunFolder
 
@@ -78,7 +78,7 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     runs_root = runs_root or runs_root_of(run_uri)
     board = read_leaderboard(folder).set_index("model_id")
     silhouette = float(board.loc[model_id, "silhouette"])
-    clusters = [int(c) for c in load_model(folder.url(f"models/{model_id}"), storage_options).clusters_]
+    clusters = _cluster_ids(folder, model_id)
     previous = read_promoted(runs_root, dataset, storage_options)
     next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])
     promotion = Promotion(dataset, run_uri, model_id, None if math.isnan(silhouette) else silhouette, clusters,
@@ -88,6 +88,14 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     fs.makedirs(posixpath.dirname(path), exist_ok=True)
     fs.pipe_file(path, json.dumps(asdict(promotion), indent=2).encode())
     return promotion
+
+
+def _cluster_ids(folder: RunFolder, model_id: str) -> list[int]:
+    """The ids a published model reports: its clusters, through its ``labels.json`` when it has one."""
+    clusters = json.loads(folder.get(f"models/{model_id}/{SCHEMA_FILE}"))["clusters"]
+    labels_path = f"models/{model_id}/{LABELS_FILE}"
+    labels = json.loads(folder.get(labels_path))["labels"] if folder.exists(labels_path) else {}
+    return sorted(int(labels.get(str(c), c)) for c in clusters)
 
 
 def promoted_model_uri(runs_root: str, dataset: str, storage_options: dict | None = None) -> str:
