@@ -10,6 +10,7 @@ from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLi
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger, emit_event
 from prefect.schedules import Cron
+from prefect.settings import get_current_settings
 
 from clusterflow.errors import ClusterflowError
 from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
@@ -81,13 +82,13 @@ def emit_data_arrived(data_uri: str, dataset: str | None = None, k: list[int] | 
 
     Optional keys are left out of the payload when not given, so the deployment's defaults apply.
     """
+    if not get_current_settings().api.url:  # else Prefect would hand it to a temporary server that forgets it
+        raise ClusterflowError("no Prefect server to send the event to: set PREFECT_API_URL "
+                               "(e.g. http://127.0.0.1:4200/api)")
     optional = {"dataset": dataset, "k": k, "algorithms": algorithms}
     payload = {"data_uri": data_uri, **{key: value for key, value in optional.items() if value}}
     name = dataset or dataset_name(data_uri)
     event = emit_event(event=DATA_ARRIVED, resource={"prefect.resource.id": f"{DATASET_RESOURCE}.{name}",
                                                      "prefect.resource.name": name},
                        payload=payload)
-    if event is None:
-        raise ClusterflowError("no Prefect server to send the event to: set PREFECT_API_URL "
-                               "(e.g. http://127.0.0.1:4200/api)")
     return str(event.id)

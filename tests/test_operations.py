@@ -253,7 +253,7 @@ def test_event_triggers_a_recluster_with_the_payload_as_parameters(served, custo
 
 
 def test_event_without_optional_keys_still_runs_with_defaults(served, tmp_path):
-    data = _write(tmp_path, "small-shop.csv", customers(150, seed=2).drop(columns="segment"))
+    data = _write(tmp_path, "small-shop.csv", customers(60, seed=2).drop(columns="segment"))
     _notify(served, data)
     (run,) = _wait_for_runs(served, "recluster-on-new-data", data)
     assert (run["parameters"]["k"], run["parameters"]["algorithms"], run["parameters"]["dataset"]) == (None, None, None)
