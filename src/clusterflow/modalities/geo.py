@@ -111,7 +111,8 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
         return np.asarray(names + [f"{name}_missing" for name in self._names()], dtype=object)
 
     def _names(self) -> list[str]:
-        return list(self.points) + [f"{lat}+{lon}" for lat, lon in zip(self.latitudes, self.longitudes)]
+        # a pair's features are named after both columns, latitude first
+        return list(self.points) + [f"{lat}:{lon}" for lat, lon in zip(self.latitudes, self.longitudes)]
 
     def _check_columns(self, X: pd.DataFrame) -> None:
         if len(self.latitudes) != len(self.longitudes):

@@ -328,6 +328,8 @@ class ImageFeaturizer(TransformerMixin, BaseEstimator):
         Standardization of the raw features, group weights folded into ``scale_``.
     feature_names_out_ : ndarray of str
         Output feature names.
+    column_details_ : dict of str -> dict
+        Per column: feature groups and widths, missing training images and a one-line summary.
 
     Examples
     --------
@@ -392,7 +394,17 @@ class ImageFeaturizer(TransformerMixin, BaseEstimator):
         self.mean_[flags], self.scale_[flags] = 0.0, 1.0
         self.groups_ = list(dict.fromkeys(group_of))
         self.feature_names_out_ = np.asarray(names, dtype=object)
+        self.column_details_ = {column: self._details(column, raw, group_of) for column in self.feature_names_in_}
         return raw
+
+    def _details(self, column: str, raw: np.ndarray, group_of: np.ndarray) -> dict:
+        widths = {group.split(":", 1)[1]: int((group_of == group).sum())
+                  for group in self.groups_ if group.startswith(f"{column}:")}
+        missing = int(raw[:, np.flatnonzero(group_of == f"{column}:missing")[0]].sum())
+        parts = ", ".join(f"{group} {width}" for group, width in widths.items() if group != "missing")
+        source = f"embedding of {self.model}" if self.model else "low-level"
+        return {"features": widths, "missing": missing, "rows": len(raw),
+                "summary": f"{source}: {parts}, missing flag ({missing} of {len(raw)} training images missing)"}
 
     def _standardize(self, raw: np.ndarray) -> np.ndarray:
         return (np.where(np.isnan(raw), self.mean_, raw) - self.mean_) * self.scale_
@@ -440,4 +452,5 @@ def make_image_featurizer(columns: list[str], options: FeaturizeOptions) -> Imag
 
 
 IMAGE = Modality("image", ("image",), make_image_featurizer,
-                 "colour histogram, HOG-like texture and an 8x8 thumbnail (or a local CLIP-style model's embedding)")
+                 "colour histogram, HOG-like texture and an 8x8 thumbnail (or a local CLIP-style model's embedding)",
+                 describe_fitted=lambda featurizer: featurizer.column_details_)
