@@ -75,11 +75,13 @@ def test_published_model_does_not_carry_the_torch_model(text_run):
     assert len(pickle.dumps(_encoder_of(clusterflow.load_model(text_run)))) < 10_000
 
 
-def test_rerun_with_other_k_embeds_nothing(text_run, reviews_csv, dask_address):
+def test_rerun_with_other_k_and_weight_embeds_nothing(text_run, reviews_csv, dask_address):
     folder, data, table = reviews_csv
     rerun = cluster(data=data, out=str(folder / "runs" / "second"), k=[4, 6], algorithms=["kmeans"],
-                    dask_address=dask_address)
-    embedding = _text_block(rerun)["featurizer"]
+                    weights={"text": 2.0}, dask_address=dask_address)
+    block = _text_block(rerun)
+    assert block["weight"] == block["total_variance"] == 2.0
+    embedding = block["featurizer"]
     assert embedding["texts_encoded"] == 0
     assert embedding["cache_hits"] >= 300  # every distinct text, each time the featurizer saw it
     assert embedding["encode_seconds"] == 0.0
