@@ -68,7 +68,7 @@ class EmbeddingCache:
             return
         name = hashlib.sha256("".join(keys).encode()).hexdigest()[:32] + SHARD_SUFFIX
         buffer = io.BytesIO()
-        np.savez(buffer, keys=np.array(keys, dtype="U64"), vectors=vectors)
+        np.savez(buffer, keys=np.array(keys, dtype="S64"), vectors=vectors)  # hex digests: ASCII
         self.fs.makedirs(self.path, exist_ok=True)
         self.fs.pipe_file(posixpath.join(self.path, name), buffer.getvalue())
         self._loaded.add(name)
@@ -81,5 +81,5 @@ class EmbeddingCache:
             name = posixpath.basename(full)
             if name.endswith(SHARD_SUFFIX) and name not in self._loaded:
                 with np.load(io.BytesIO(self.fs.cat_file(full))) as shard:
-                    self._vectors.update(zip(shard["keys"].tolist(), shard["vectors"]))
+                    self._vectors.update(zip(shard["keys"].astype(str).tolist(), shard["vectors"]))
                 self._loaded.add(name)
