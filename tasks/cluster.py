@@ -69,6 +69,7 @@ def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhoue
     progress = create_progress_artifact(0.0, key=progress_key, description=f"candidates trained of {len(specs)}")
     spec_of = {future.task_run_id: spec for spec, future in zip(specs, futures)}
     for done, future in enumerate(as_completed(futures), 1):
+        future.wait()  # keeps the final state on the future: the API's copy may still say running
         update_progress_artifact(progress, 100.0 * done / len(specs))
         logger.info("%s %s (%d/%d candidates)", spec_of[future.task_run_id].model_id, future.state.name.lower(),
                     done, len(specs))
