@@ -276,7 +276,7 @@ def test_a_missing_image_fails_the_flow_before_any_training(sample, tmp_path, pr
         cluster(data=_write(table, folder / "gone.csv"), out=str(tmp_path / "run"), **FAST)
 
 
-def test_predict_reads_new_images_relative_to_the_new_table(image_run, tmp_path, prefect_harness):
+def test_predict_reads_new_images_relative_to_the_new_table(image_run, tmp_path, dask_address, prefect_harness):
     run_uri, table = image_run
     published = pd.read_parquet(f"{run_uri}/assignments.parquet").set_index("customer_id")["cluster"]
     new = table[["customer_id", "photo"]].dropna().head(60).copy()
@@ -290,6 +290,12 @@ def test_predict_reads_new_images_relative_to_the_new_table(image_run, tmp_path,
     assigned = pd.read_parquet(tmp_path / "assigned.parquet")
     assert assigned["customer_id"].tolist() == new["customer_id"].tolist()
     assert (assigned["cluster"].to_numpy() == published.loc[new["customer_id"]].to_numpy()).all()
+    predict(model=run_uri, data=str(tmp_path / "new.csv"), out=str(tmp_path / "parts"), blocksize="400B",
+            dask_address=dask_address)
+    parts = pd.read_parquet(tmp_path / "parts").sort_values("customer_id", kind="stable").reset_index(drop=True)
+    assert len(list((tmp_path / "parts").glob("*.parquet"))) > 1
+    pd.testing.assert_frame_equal(assigned.sort_values("customer_id").reset_index(drop=True), parts,
+                                  check_dtype=False)
 
     new.loc[new.index[0], "photo"] = "../../../etc/passwd.png"
     new.to_csv(tmp_path / "escaping.csv", index=False)
