@@ -21,6 +21,7 @@ def cluster(
     mode: str = "comprehensive",
     out: str | None = None,
     runs_root: str | None = None,
+    dataset: str | None = None,
     seed: int = 0,
     validation_fraction: float = 0.2,
     weights: dict[str, float] | None = None,
@@ -37,8 +38,10 @@ def cluster(
     """Cluster the table at ``data`` and publish a run folder; returns the run's URI.
 
     The run folder is ``out``, else a new folder under ``runs_root`` (default ``clusterflow-runs``).
+    ``dataset`` names the data in run names, tags and artifact keys (default: the file's name).
     """
-    label_run(runs.dataset_name(data))
+    dataset = dataset or runs.dataset_name(data)
+    label_run(dataset)
     run_id = runs.new_run_id(data)
     run_uri = runs.runs_root_uri(out, data, run_id, runs_root)
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
@@ -55,7 +58,7 @@ def cluster(
         shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
                                         max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
         results = train_candidates(prepared.specs, shared, params.silhouette_sample,
-                                   f"fan-out-{runs.dataset_name(data)}")
+                                   f"fan-out-{dataset}")
     manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
     manifest = write_report(run_uri, inputs, manifest, storage_options)
     manifest = commit_run(run_uri, manifest, storage_options)

@@ -33,7 +33,7 @@ def recluster(
                                             hint="the clusterflow.data.arrived event needs payload.data_uri")])
     dataset = dataset or dataset_name(data)
     with tags(*label_run(dataset)):
-        run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root,
+        run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root, dataset=dataset,
                           dask_address=dask_address, storage_options=storage_options)
     report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
     publish_recluster(report, storage_options)
