@@ -224,3 +224,14 @@ def test_image_views_in_compute_insights(tmp_path):
     assert {m.cluster for m in insights.activation_maps} == {0, 1}
     examples = insights.profiles["photo"]["stats"]
     assert all(len(examples[str(c)]["examples"]) == 4 for c in (0, 1))
+
+
+def test_datetime_profile_reads_dates_as_the_featurizer_does():
+    from clusterflow.insights.profiles import datetime_profile
+
+    day_first = pd.Series(["03/11/2026 14:05", "26/11/2026 09:00", None, "01/12/2026 10:00"])
+    stats = datetime_profile(day_first, np.array([0, 0, 1, 1]))["stats"]
+    assert (stats["0"]["min"], stats["1"]["max"]) == ("2026-11-03T14:05:00", "2026-12-01T10:00:00")
+    assert stats["all"]["missing"] == 0.25
+    epochs = pd.Series([1_700_000_000, 1_710_000_000, 1_720_000_000])
+    assert datetime_profile(epochs, np.zeros(3, dtype=int))["stats"]["all"]["min"] == "2023-11-14T22:13:20"

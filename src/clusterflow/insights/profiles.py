@@ -13,6 +13,7 @@ import pandas as pd
 from sklearn.feature_extraction.text import CountVectorizer
 
 from ..roles import as_numbers, is_missing
+from ..temporal import parse_format, to_utc
 
 ALL = "all"
 MAX_LEVELS = 10
@@ -152,11 +153,9 @@ def geo_profile(latlon: np.ndarray, labels: np.ndarray, distances: np.ndarray, r
 
 def datetime_profile(values: pd.Series, labels: np.ndarray) -> dict:
     """Median, quartiles, range, most common weekday and missing share of a date/time column."""
-    if pd.api.types.is_datetime64_any_dtype(values):
-        times = values
-    else:
-        times = pd.to_datetime(values.where(~is_missing(values)), errors="coerce", format="mixed", utc=True)
-    times = pd.Series(times).dt.tz_localize(None) if getattr(times.dt, "tz", None) is not None else pd.Series(times)
+    present_values = values[~is_missing(values)]
+    fmt, _ = parse_format(present_values)  # as the featurizer reads it: epochs, day-first dates, time zones
+    times = to_utc(values.where(~is_missing(values)), fmt or "ISO8601").dt.tz_localize(None)
     nanos = times.to_numpy(dtype="datetime64[ns]")
     stats = {}
     for key, mask in _groups(labels):
