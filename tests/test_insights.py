@@ -227,8 +227,6 @@ def test_image_views_in_compute_insights(tmp_path):
 
 
 def test_datetime_profile_reads_dates_as_the_featurizer_does():
-    from clusterflow.insights.profiles import datetime_profile
-
     day_first = pd.Series(["03/11/2026 14:05", "26/11/2026 09:00", None, "01/12/2026 10:00"])
     stats = datetime_profile(day_first, np.array([0, 0, 1, 1]))["stats"]
     assert (stats["0"]["min"], stats["1"]["max"]) == ("2026-11-03T14:05:00", "2026-12-01T10:00:00")
