@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -170,7 +170,7 @@ class ReclusterReport:
     labels: dict[int, int]
     next_cluster_id: int
     previous: dict | None = None
-    changes: dict | None = field(default=None)
+    changes: dict | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
