@@ -5,8 +5,20 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..errors import InputValidationError, Problem
+
+
+def require_columns(X: pd.DataFrame, columns) -> None:
+    """Raise one report naming every column of ``columns`` that ``X`` lacks."""
+    missing = [c for c in columns if c not in X.columns]
+    if missing:
+        raise InputValidationError([Problem(rule="column is missing", column=c,
+                                            hint="the model was trained with it; add it to the table")
+                                    for c in missing])
 
 
 @dataclass(frozen=True)

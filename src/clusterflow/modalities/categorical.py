@@ -14,9 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..errors import InputValidationError, Problem
 from ..roles import is_missing
-from .base import FeaturizeOptions, Modality
+from .base import FeaturizeOptions, Modality, require_columns
 
 MAX_LEVELS = 30  # per column, "other" and the frequency feature included: the block's width stays bounded
 MIN_LEVEL_FREQUENCY = 0.005
@@ -125,10 +124,7 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The features of ``X``: per column its one-hot levels, "other" and frequency feature."""
         check_is_fitted(self)
-        absent = [c for c in self.feature_names_in_ if c not in X.columns]
-        if absent:
-            raise InputValidationError([Problem(rule="column is missing", column=c,
-                                                hint="the encoder was fitted with it") for c in absent])
+        require_columns(X, self.feature_names_in_)
         widths = [d["width"] for d in self.column_details_.values()]
         features = np.zeros((len(X), sum(widths)))
         start = 0

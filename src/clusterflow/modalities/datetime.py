@@ -13,7 +13,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 from .. import temporal
 from ..errors import InputValidationError, Problem
 from ..roles import DATETIME_PARSE_FRACTION, is_missing
-from .base import FeaturizeOptions, Modality
+from .base import FeaturizeOptions, Modality, require_columns
 
 # A cyclic part: its name and the fraction of its cycle a timestamp is at.
 CYCLES = {
@@ -121,10 +121,7 @@ class DatetimeFeaturizer(TransformerMixin, BaseEstimator):
     def transform(self, X: pd.DataFrame) -> np.ndarray:
         """The features of ``X``: per column its cyclic pairs, scaled time and missing flag."""
         check_is_fitted(self)
-        absent = [c for c in self.feature_names_in_ if c not in X.columns]
-        if absent:
-            raise InputValidationError([Problem(rule="column is missing", column=c,
-                                                hint="the featurizer was fitted with it") for c in absent])
+        require_columns(X, self.feature_names_in_)
         blocks = []
         for column in self.feature_names_in_:
             stamps = temporal.to_utc(X[column], self.formats_[column])

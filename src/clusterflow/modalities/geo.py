@@ -13,9 +13,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..errors import InputValidationError, Problem
 from ..roles import as_numbers, is_missing
-from .base import FeaturizeOptions, Modality
+from .base import FeaturizeOptions, Modality, require_columns
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 WKT_POINT = re.compile(rf"^\s*POINT\s*(?:Z\s*|M\s*|ZM\s*)?\(\s*({_NUMBER})\s+({_NUMBER})(?:\s+{_NUMBER}){{0,2}}\s*\)\s*$",
@@ -117,11 +116,7 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
     def _check_columns(self, X: pd.DataFrame) -> None:
         if len(self.latitudes) != len(self.longitudes):
             raise ValueError(f"latitudes {list(self.latitudes)} and longitudes {list(self.longitudes)} must pair up")
-        missing = [c for c in (*self.points, *self.latitudes, *self.longitudes) if c not in X.columns]
-        if missing:
-            raise InputValidationError([Problem(rule="column is missing", column=c,
-                                                hint="the model was trained with it; add it to the table")
-                                        for c in missing])
+        require_columns(X, (*self.points, *self.latitudes, *self.longitudes))
 
     def _locations(self, X: pd.DataFrame) -> np.ndarray:
         blocks = []

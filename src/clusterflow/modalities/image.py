@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputValidationError, Problem
 from ..roles import is_missing
-from .base import FeaturizeOptions, Modality
+from .base import FeaturizeOptions, Modality, require_columns
 
 ON_BAD_IMAGE = ("error", "missing")
 WORK_SIZE = 64  # every image is resized to WORK_SIZE x WORK_SIZE before the low-level features
@@ -365,10 +365,7 @@ class ImageFeaturizer(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Features of the images of ``X``, standardized as learned in ``fit``."""
         check_is_fitted(self)
-        missing = [c for c in self.feature_names_in_ if c not in X.columns]
-        if missing:
-            raise InputValidationError([Problem(rule="column is missing", column=c,
-                                                hint="the featurizer was fitted with it") for c in missing])
+        require_columns(X, self.feature_names_in_)
         raw, _, _ = self._raw_features(X[list(self.feature_names_in_)])
         return self._standardize(raw)
 
