@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+
+from deployments.local_server import local_prefect_server, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("clusterflow"))
@@ -58,21 +58,6 @@ def bench_rerun(rows: int, folder: Path) -> None:
     print(f"  rerun, one model        {one:7.1f} s  ({one / original:.0%} of the run; kmeans, k {one_k})")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-
-
 def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -80,27 +65,6 @@ def _wait(predicate, timeout: float, what: str):
             raise TimeoutError(what)
         time.sleep(0.2)
     return value
-
-
-def start_server(folder: Path) -> tuple[subprocess.Popen, str, dict]:
-    """`prefect server start` on a free port with its own home; returns it, its API URL and a client environment."""
-    import httpx
-
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(folder / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
-    try:
-        _wait(lambda: _healthy(httpx, api), 120, "server start")
-    except TimeoutError:
-        _stop(server)
-        raise
-    print(f"server answered /api/health after {time.perf_counter() - started:.1f} s")
-    return server, api, {**env, "PREFECT_API_URL": api}
 
 
 def bench_event_latency(events: int, folder: Path, api: str, env: dict, poll_seconds: int) -> None:
@@ -130,14 +94,7 @@ def bench_event_latency(events: int, folder: Path, api: str, env: dict, poll_sec
               f"(runner polls every {poll_seconds} s)")
     finally:
         if serving is not None:
-            _stop(serving)
-
-
-def _healthy(httpx, api: str) -> bool:
-    try:
-        return httpx.get(f"{api}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+            stop_process_group(serving)
 
 
 def _run_on(httpx, api: str, data: str, started: bool = False, finished: bool = False) -> dict | None:
@@ -167,15 +124,14 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "rerun", "events"), default="all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="clusterflow-bench-") as tmp:
-        server, api, env = start_server(Path(tmp))
-        try:
-            os.environ.update(env)  # this process runs its flows against the same server
+        started = time.perf_counter()
+        with local_prefect_server(Path(tmp) / "prefect-home") as server:
+            print(f"server answered /api/health after {time.perf_counter() - started:.1f} s")
+            os.environ.update(server.client_env)  # this process runs its flows against the same server
             if args.part in ("all", "rerun"):
                 bench_rerun(args.rows, Path(tmp))
             if args.part in ("all", "events"):
-                bench_event_latency(args.events, Path(tmp), api, env, args.poll_seconds)
-        finally:
-            _stop(server)
+                bench_event_latency(args.events, Path(tmp), server.api, server.client_env, args.poll_seconds)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,6 @@ so no Prefect setting of this process points at them.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +24,7 @@ from clusterflow.promotion import read_promoted
 from clusterflow.recluster import match_clusters, novel_rows
 from clusterflow.samples import customers
 from clusterflow.storage import RunFolder
+from deployments.local_server import local_prefect_server, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).with_name("clusterflow"))
@@ -104,50 +102,11 @@ def test_prefect_yaml_declares_what_serve_serves():
 
 # ---------------------------------------------------------------- a real server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Stop a subprocess and everything it started (its process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`prefect server start` on a free port with its own home and SQLite database."""
-    home = tmp_path_factory.mktemp("prefect-server-home")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    log = open(home / "server.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (home / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the Prefect server did not answer /api/health in 120 s"
-            time.sleep(0.5)
-        yield {"api": api, "env": {**env, "PREFECT_API_URL": api}, "home": home}
-    finally:
-        _stop(process)
-        log.close()
+    with local_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as running:
+        yield {"api": running.api, "env": running.client_env, "home": running.home}
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +134,7 @@ def served(server, tmp_path_factory, dask_address):
         yield {"api": api, "env": server["env"], "runs_root": str(runs_root), "deployments": deployments,
                "log": server["home"] / "serve.log"}
     finally:
-        _stop(process)
+        stop_process_group(process)
         log.close()
 
 
