@@ -92,6 +92,11 @@ def test_run_publishes_report_and_insights_before_the_manifest(mixed_run):
     manifest = folder.manifest()
     top = manifest["top_model"]
     assert manifest["report"] == "report.html" and manifest["insights"] == f"insights/{top}"
+    board = pd.read_csv(f"{mixed_run}/leaderboard.csv")
+    runners_up = board["model_id"].iloc[1:3].tolist()
+    assert manifest["model_reports"] == {top: "report.html", **{m: f"reports/{m}.html" for m in runners_up}}
+    for model_id in runners_up:
+        assert folder.exists(f"reports/{model_id}.html") and folder.exists(f"insights/{model_id}/insights.json")
     for name in ("clusters.csv", "cluster_insights.csv", "feature_impact.csv", "modality_impact.csv",
                  "associations.csv", "associated_pairs.csv", "insights.json"):
         assert folder.exists(f"insights/{top}/{name}")

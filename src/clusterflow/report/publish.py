@@ -77,11 +77,25 @@ def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_i
     return {"report": path, "insights": f"insights/{model_id}", "seconds": time.perf_counter() - started}
 
 
-def add_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, **options) -> dict:
-    """Write the top model's insights and report; return the manifest recording them (not yet committed)."""
-    written = write_report(folder, frame, manifest, **options)
-    timings = {**manifest["timings_seconds"], "insights_and_report": written["seconds"]}
-    return {**manifest, "report": written["report"], "insights": written["insights"], "timings_seconds": timings}
+TOP_MODELS_REPORTED = 3
+
+
+def add_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, top: int = TOP_MODELS_REPORTED,
+               **options) -> dict:
+    """Write the insights and reports of the ``top`` best models; return the manifest recording them.
+
+    The top model's report is ``report.html``; the others' are under ``reports/``. The
+    manifest is returned, not written: the caller commits it last.
+    """
+    scored = pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
+    scored = scored[(scored["status"] == "ok") & scored["silhouette"].notna()]["model_id"].tolist()
+    model_ids = [manifest["top_model"]] + [m for m in scored if m != manifest["top_model"]][: top - 1]
+    written = {model_id: write_report(folder, frame, manifest, model_id, **options) for model_id in model_ids}
+    first = written[manifest["top_model"]]
+    timings = {**manifest["timings_seconds"],
+               "insights_and_report": sum(w["seconds"] for w in written.values())}
+    return {**manifest, "report": first["report"], "insights": first["insights"],
+            "model_reports": {model_id: w["report"] for model_id, w in written.items()}, "timings_seconds": timings}
 
 
 def cluster_summary_markdown(folder: RunFolder, manifest: dict) -> str:
