@@ -274,21 +274,18 @@ def _notify(args) -> int:
 
 
 def _demo(args) -> int:
-    from clusterflow.samples import write_demo_table
-
-    data_uri, labels = write_demo_table(args.rows)
+    from clusterflow.samples import agreement_with_planted, write_demo_table
     from flows.cluster import cluster
 
+    data_uri, labels = write_demo_table(args.rows)
     run_uri = cluster(data=data_uri, out=args.out)
     _print_run(run_uri)
-    from clusterflow.samples import agreement_with_planted
-
     print(f"Adjusted Rand index of the top model vs the planted segments: {agreement_with_planted(run_uri, labels):.3f}")
     return 0
 
 
-COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote, "recluster": _recluster,
-            "serve": _serve, "notify": _notify, "report": _report, "demo": _demo}
+COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote,
+            "recluster": _recluster, "serve": _serve, "notify": _notify, "report": _report, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -43,7 +43,7 @@ def cluster(
     dataset = dataset or runs.dataset_name(data)
     label_run(dataset)
     run_id = runs.new_run_id(data)
-    run_uri = runs.runs_root_uri(out, data, run_id, runs_root)
+    run_uri = runs.run_folder_uri(out, run_id, runs_root)
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
                               max_broadcast_bytes=max_broadcast_bytes,

@@ -268,7 +268,7 @@ def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
     )
 
 
-def runs_root_uri(out: str | None, data_uri: str, run_id: str, root: str | None = None) -> str:
+def run_folder_uri(out: str | None, run_id: str, root: str | None = None) -> str:
     """Where a run is published: ``out`` if given, else a new folder under ``root`` (``clusterflow-runs/``)."""
     return out or f"{(root or DEFAULT_RUNS_ROOT).rstrip('/')}/{run_id}"
 

@@ -1,6 +1,8 @@
 """Sample tables with planted segments, generated deterministically (for the demo and tests)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -177,8 +179,6 @@ def write_demo_table(n_rows: int = 2000, folder: str = DEMO_DATA_DIR) -> tuple[s
 
     Returns the table's path and the planted segments by customer id.
     """
-    import os
-
     table = multimodal_customers(n_rows, folder)
     path = os.path.join(folder, "customers.csv")
     table.drop(columns="segment").to_csv(path, index=False)
