@@ -2,11 +2,16 @@
 
 Everything is real and local: Prefect's own test harness (a temporary home and
 database), a Dask LocalCluster of worker processes, and moto's S3 server on 127.0.0.1.
+
+Tests under ``tests/unit/`` exercise the core library alone (no Prefect, no Dask cluster, no
+subprocess); everything under ``tests/integration/`` is marked ``integration``, so
+``pytest -m "not integration"`` runs the fast half.
 """
 from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +20,15 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="clusterflow-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test under tests/integration/ as `integration` (flows, CLI, servers)."""
+    for item in items:
+        if INTEGRATION in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -82,3 +96,12 @@ def customers_csv(tmp_path):
     path = tmp_path / "customers.csv"
     table.drop(columns="segment").to_csv(path, index=False)
     return str(path), table.set_index("customer_id")["segment"]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    """The demo's multimodal table (photos written beside it) and its folder."""
+    from clusterflow.samples import multimodal_customers
+
+    folder = tmp_path_factory.mktemp("shop")
+    return multimodal_customers(700, str(folder), seed=21), folder

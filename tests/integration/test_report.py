@@ -10,13 +10,13 @@ import pytest
 from PIL import Image
 
 from clusterflow.insights import ImageSource, compute_insights
-from clusterflow.report import ReportImages, render_report
+from clusterflow.report import render_report
 from clusterflow.report.html import SECTIONS
 from clusterflow.report.publish import report_images
 from clusterflow.storage import RunFolder
 from flows.cli import main
 from flows.cluster import cluster
-from test_insights import image_model, write_planted_images
+from tests.planted import image_model, write_planted_images
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -179,13 +179,3 @@ def test_image_views_render_offline(mixed_run, browser, tmp_path):
     page.locator("#embeddings svg g[data-tip]").last.hover()  # the last drawn is on top
     assert "cluster 0:" in page.inner_text("#tip") and "cluster 1:" in page.inner_text("#tip")
     assert_not_blank(page.locator("#embeddings").screenshot())
-
-
-def test_unreadable_images_show_their_path(tmp_path):
-    table = write_planted_images(tmp_path, n=12)
-    model, X = image_model(table)
-    insights = compute_insights(model, table, X, np.arange(12), model_id="kmeans-k2", max_activation_maps=1)
-    os.remove(table["photo"].iloc[insights.activation_maps[0].row])
-    images = report_images(insights, ImageSource())
-    assert images.large[insights.activation_maps[0].row] is None
-    assert isinstance(images, ReportImages)

@@ -15,8 +15,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import clusterflow
 from clusterflow.embedding_cache import EmbeddingCache
-from clusterflow.errors import InputValidationError
-from clusterflow.modalities.text import SentenceEmbedder, TfidfText
+from clusterflow.modalities.text import SentenceEmbedder
 from clusterflow.samples import reviews
 from clusterflow.storage import RunFolder
 from flows.cli import main
@@ -113,47 +112,6 @@ def test_prediction_embeds_only_new_texts(text_run, reviews_csv):
     assert _encoder_of(reloaded).n_texts_encoded_ == before
 
 
-def test_distinct_texts_are_embedded_once():
-    texts = ["The battery died after an hour.", "Lovely pasta, slow service.", "Great hotel by the beach."]
-    frame = pd.DataFrame({"title": [texts[0], texts[1], texts[0], texts[2]] * 3,
-                          "body": [texts[1], texts[2], "A new text only in this column.", texts[0]] * 3})
-    embedder = SentenceEmbedder().fit(frame)
-    Z = embedder.transform(frame)
-    assert embedder.n_texts_encoded_ == 4
-    title = Z[:, :384]
-    np.testing.assert_array_equal(title[0], title[2])
-    np.testing.assert_array_equal(title[0], Z[3, 385:769])  # same text, other column
-    embedder.transform(frame)
-    assert embedder.n_texts_encoded_ == 4
-    assert embedder.n_cache_hits_ == 4
-
-
-def test_missing_and_empty_texts_are_missing_values_and_long_texts_are_truncated():
-    long_text = " ".join(["the charger overheats and the screen flickers"] * 80)  # far beyond 256 tokens
-    frame = pd.DataFrame({"review": ["Soup was cold.", None, "", "   ", np.nan, "n/a", long_text,
-                                     long_text + " but the speaker is great" * 20]})
-    embedder = SentenceEmbedder().fit(frame)
-    Z = embedder.transform(frame)
-    missing = np.array([False, True, True, True, True, True, False, False])
-    np.testing.assert_array_equal(Z[:, -1], missing.astype(float))
-    assert not Z[missing, :-1].any()
-    assert (np.linalg.norm(Z[~missing, :-1], axis=1) > 0.99).all()
-    assert embedder.max_seq_length_ == 256
-    np.testing.assert_allclose(Z[6, :-1], Z[7, :-1], atol=1e-5)  # both cut at the same first 256 tokens
-
-
-@pytest.mark.parametrize("broken", ["missing-folder", "garbage-folder"])
-def test_model_that_cannot_load_names_the_tfidf_alternative(broken, tmp_path):
-    model = tmp_path / broken
-    if broken == "garbage-folder":
-        model.mkdir()
-        (model / "config.json").write_text("{not json")
-        (model / "modules.json").write_text("[]")
-    with pytest.raises(InputValidationError, match="--text-featurizer tfidf") as raised:
-        SentenceEmbedder(model=str(model)).fit(pd.DataFrame({"review": ["fine"]}))
-    assert "column 'review'" in str(raised.value) and str(model) in str(raised.value)
-
-
 def test_cli_run_with_a_model_that_cannot_load_exits_with_the_choice(reviews_csv, prefect_harness, dask_address,
                                                                     tmp_path, capsys):
     _, data, _ = reviews_csv
@@ -174,15 +132,6 @@ def test_tfidf_alternative_recovers_planted_topics(reviews_csv, prefect_harness,
     assert not (tmp_path / ".cache" / "embeddings").exists()
     assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
     assert adjusted_rand_score(table["segment"], assignments["cluster"]) >= 0.8
-
-
-def test_tfidf_marks_missing_texts_and_names_a_column_without_words():
-    frame = pd.DataFrame({"note": ["red apple pie", "green apple tart", None, "fast red car", "blue car", ""]})
-    Z = TfidfText(n_components=2).fit(frame).transform(frame)
-    np.testing.assert_array_equal(Z[:, -1], [0, 0, 1, 0, 0, 1])
-    assert not Z[[2, 5], :-1].any()
-    with pytest.raises(InputValidationError, match="column 'note'"):
-        TfidfText().fit(pd.DataFrame({"note": ["the and of", "it is", "", None]}))
 
 
 def test_embedding_cache_is_shared_through_s3(s3_bucket):

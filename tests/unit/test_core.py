@@ -107,18 +107,3 @@ def test_run_folder_without_manifest_is_not_a_run(tmp_path):
         folder.manifest()
     folder.commit({"status": "complete", "run_id": "r"})
     assert folder.manifest()["run_id"] == "r"
-
-
-def test_dask_ml_kmeans_matches_scikit_learn_after_aligning_clusters(blobs):
-    import dask.array as da
-    from distributed import Client, LocalCluster
-
-    X, y = blobs
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
-            Client(cluster):
-        spread = Clusterer("kmeans", 4, random_state=0).fit(da.from_array(X, chunks=(200, -1)))
-    local = Clusterer("kmeans", 4, random_state=0).fit(X)
-    assert spread.fit_rows_ == len(X) and spread.clusters_.tolist() == [0, 1, 2, 3]
-    assert adjusted_rand_score(local.predict(X), spread.predict(X)) == pytest.approx(1.0)
-    assert spread.temperature_ == pytest.approx(local.temperature_, rel=1e-3)
-    np.testing.assert_allclose(spread.predict_proba(X).sum(axis=1), 1.0)

@@ -6,9 +6,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import FunctionTransformer
 
 from clusterflow.algorithms import Clusterer
 from clusterflow.blueprint import make_featurizer
@@ -18,6 +15,7 @@ from clusterflow.insights.profiles import (categorical_profile, coordinates, dat
                                            numeric_profile, text_profile)
 from clusterflow.model import ClusterModel
 from clusterflow.roles import RoleDecision
+from tests.planted import image_model, write_planted_images
 
 
 def test_numeric_profile_matches_hand_computed_values():
@@ -168,36 +166,6 @@ def test_compute_insights_orders_and_files(planted):
     for cluster in ("0", "1"):
         assert medians[cluster] == pytest.approx(table["signal"][labels == int(cluster)].median())
     assert "associated_pairs.csv" in files and "insights.json" in files
-
-
-PATCH = 8  # the planted patch: the top-left 8 x 8 pixels of 32 x 32 images
-
-
-def _pixels(frame: pd.DataFrame) -> np.ndarray:
-    """Each image at 8 x 8, RGB, as one row: a plain pixel featurizer."""
-    return np.stack([np.asarray(Image.open(p).convert("RGB").resize((8, 8)), dtype=float).ravel() / 255
-                     for p in frame.iloc[:, 0]])
-
-
-def write_planted_images(folder, n: int = 40, seed: int = 0) -> pd.DataFrame:
-    """Grey noise images; every other one carries a bright red square in its top-left patch."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for i in range(n):
-        pixels = (120 + rng.normal(0, 12, (32, 32, 3))).clip(0, 255).astype(np.uint8)
-        if i % 2:
-            pixels[:PATCH, :PATCH] = (250, 20, 20)
-        path = folder / f"img{i}.png"
-        Image.fromarray(pixels).save(path)
-        rows.append({"photo": str(path), "size": float(rng.normal())})
-    return pd.DataFrame(rows)
-
-
-def image_model(table: pd.DataFrame) -> tuple[ClusterModel, np.ndarray]:
-    featurizer = ColumnTransformer([("image", FunctionTransformer(_pixels), ["photo"])]).fit(table)
-    X = featurizer.transform(table)
-    clusterer = Clusterer("kmeans", 2, random_state=0).fit(X)
-    return ClusterModel.from_fitted(featurizer, "passthrough", clusterer, {"photo": "image", "size": "ignore"}, None), X
 
 
 def test_occlusion_map_highlights_the_planted_patch(tmp_path):
