@@ -177,7 +177,8 @@ def load_cars() -> Table:
 
 def load_cars93() -> Table:
     frame = rdata("MASS", "Cars93")
-    features = frame.drop(columns=["Type", "Model", "Make"])
+    # "rotary" among the cylinder counts: the column is a label here (a numeric column with words is refused)
+    features = frame.drop(columns=["Type", "Model", "Make"]).assign(Cylinders=frame["Cylinders"].map(lambda c: f"{c} cylinders"))
     categorical = ["Manufacturer", "AirBags", "DriveTrain", "Cylinders", "Man.trans.avail", "Origin"]
     return Table("cars93-mixed", "numeric+categorical", features, frame["Type"].to_numpy(),
                  {"numeric": [c for c in features if c not in categorical], "categorical": categorical})
@@ -268,7 +269,7 @@ def agreement(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(adjusted_rand_score(truth, labels)), float(normalized_mutual_info_score(truth, labels))
 
 
-def run_product(table: Table, workdir: Path, cache: str) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def run_product(table: Table, workdir: Path, cache: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """clusterflow's core stages in-process (no Prefect, no Dask): the leaderboard and every model's labels."""
     from clusterflow import runs
     from clusterflow.blueprint import modality_columns
@@ -278,8 +279,8 @@ def run_product(table: Table, workdir: Path, cache: str) -> tuple[pd.DataFrame, 
 
     path = workdir / f"{table.name}.parquet"
     table.frame.to_parquet(path)
-    params = RunParameters(cache=cache)
-    inputs = runs.load_input(str(path))
+    params = RunParameters(cache=str(cache / "runs"))
+    inputs = runs.load_input(str(path), image_root=str(cache))  # the images are written under the cache
     prepared = runs.prepare_features(inputs, params)
     results = [fit_and_score(spec, prepared.X_train, prepared.X_validation,
                              silhouette_sample=params.silhouette_sample) for spec in prepared.specs]
@@ -289,7 +290,7 @@ def run_product(table: Table, workdir: Path, cache: str) -> tuple[pd.DataFrame, 
     return board, labels
 
 
-def score_table(table: Table, workdir: Path, cache: str) -> tuple[dict, pd.DataFrame]:
+def score_table(table: Table, workdir: Path, cache: Path) -> tuple[dict, pd.DataFrame]:
     from clusterflow.leaderboard import top_model_id
 
     started = time.perf_counter()
@@ -344,7 +345,7 @@ def main(argv=None) -> int:
         for name in names:
             loader = LOADERS[name]
             table = capped(loader(cache) if name == "animal-images" else loader(), args.max_rows)
-            row, board = score_table(table, Path(tmp), str(cache / "runs"))
+            row, board = score_table(table, Path(tmp), cache)
             rows.append(row)
             boards.append(board)
             print(f"{name}: top {row['top_model']} ARI {row['top_ari']:.3f} | best {row['best_model']} "
