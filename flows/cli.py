@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="association measure of the Feature Associations matrix")
     report.add_argument("--projection", choices=("pca", "tsne"), default="pca",
                         help="2-D projection of the Image Embeddings view")
+    report.add_argument("--map-projection", default="pca",
+                        help="2-D projection of the Cluster map: pca (default), tsne, or umap (needs umap-learn)")
+
+    describe = commands.add_parser("describe", help="print a model's blueprint: per modality block its columns and "
+                                                    "featurizer, then the reducer and the clusterer")
+    describe.add_argument("run", help="a published run folder")
+    describe.add_argument("--model", help="a model of the run (default: its top model)")
 
     _add_operations(commands)
 
@@ -225,9 +232,19 @@ def _report(args) -> int:
     folder = RunFolder(args.run)
     manifest = folder.manifest()
     written = write_report(folder, read_run_input(manifest), manifest, args.model,
-                           association_method=args.associations, projection=args.projection)
+                           association_method=args.associations, projection=args.projection,
+                           map_projection=args.map_projection)
     print(f"Insights: {folder.url(written['insights'])}")
     print(f"Report: {folder.url(written['report'])}")
+    return 0
+
+
+def _describe(args) -> int:
+    from clusterflow.model_description import blueprint_tree, format_tree, run_blueprint
+    from clusterflow.storage import RunFolder
+
+    folder = RunFolder(args.run)
+    print("\n".join(format_tree(blueprint_tree(run_blueprint(folder, folder.manifest(), args.model)))))
     return 0
 
 
@@ -285,7 +302,8 @@ def _demo(args) -> int:
 
 
 COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote,
-            "recluster": _recluster, "serve": _serve, "notify": _notify, "report": _report, "demo": _demo}
+            "recluster": _recluster, "serve": _serve, "notify": _notify, "report": _report, "describe": _describe,
+            "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

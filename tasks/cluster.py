@@ -15,6 +15,7 @@ from prefect.states import State
 from clusterflow import report, runs
 from clusterflow.algorithms import REGISTRY
 from clusterflow.compute import SharedMatrices
+from clusterflow.model_description import run_blueprint
 from clusterflow.storage import RunFolder
 from clusterflow.training import CandidateResult, CandidateSpec, fit_and_score
 from schemas.parameters import RunParameters
@@ -95,12 +96,15 @@ def commit_run(run_uri: str, manifest: dict, storage_options: dict | None) -> di
 
 @task(cache_policy=NO_CACHE)
 def publish_artifacts(run_uri: str, manifest: dict, storage_options: dict | None) -> None:
-    """The leaderboard (table) and a summary (markdown), keyed by dataset so the UI keeps history."""
-    board = runs.read_leaderboard(RunFolder(run_uri, storage_options))
+    """The leaderboard (table) and a summary with the top model's blueprint (markdown), keyed by dataset so the UI
+    keeps history."""
+    folder = RunFolder(run_uri, storage_options)
+    board = runs.read_leaderboard(folder)
     key = runs.dataset_name(manifest["input"]["uri"])
     create_table_artifact(key=f"leaderboard-{key}", table=runs.to_json_records(board),
                           description=f"Leaderboard of run {manifest['run_id']} ({run_uri})")
-    create_markdown_artifact(key=f"run-summary-{key}", markdown=runs.summary_markdown(manifest, board),
+    summary = runs.summary_markdown(manifest, board, run_blueprint(folder, manifest))
+    create_markdown_artifact(key=f"run-summary-{key}", markdown=summary,
                              description=f"Summary of run {manifest['run_id']}")
 
 

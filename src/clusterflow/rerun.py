@@ -21,6 +21,7 @@ from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
 from .leaderboard import extend_leaderboard, top_model_id
 from .model import ROW_ID, ClusterModel, load_model
+from .model_description import BLUEPRINT_FILE, blueprint_file
 from .partition import Partition
 from .runs import full_matrix, read_leaderboard
 from .storage import RunFolder, frame_to_parquet_bytes
@@ -99,6 +100,9 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], storage_optio
     files: dict[str, bytes | str] = {
         f"models/{model_id}/{name}": data for model_id, model in trained.items() for name, data in model.to_files().items()
     }
+    reasons = {d["column"]: d["reason"] for d in manifest["roles"]}
+    files.update({f"models/{model_id}/{BLUEPRINT_FILE}": blueprint_file(model, model_id, reasons, len(cached.X_train))
+                  for model_id, model in trained.items()})
     board = extend_leaderboard(cached.leaderboard, results)
     top = top_model_id(board)
     files["leaderboard.csv"] = board.to_csv(index=False)

@@ -30,6 +30,7 @@ from .modalities.base import FeaturizeOptions
 from .modalities.image import image_root_of
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
+from .model_description import BLUEPRINT_FILE, blueprint_file, blueprint_tree, markdown_tree
 from .partition import Partition, default_k_values, partition_rows
 from .roles import RoleDecision, id_column, infer_roles, load_roles_file
 from .storage import RunFolder, content_hash, frame_to_parquet_bytes, read_table
@@ -191,9 +192,12 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
     top = top_model_id(board)
     models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
                                                         inputs.roles, inputs.id_column) for r in trained}
+    reasons = {d.column: d.reason for d in inputs.decisions}
     for model_id, model in models.items():
         for name, data in model.to_files().items():
             folder.put(f"models/{model_id}/{name}", data)
+        folder.put(f"models/{model_id}/{BLUEPRINT_FILE}",
+                   blueprint_file(model, model_id, reasons, len(prepared.partition.train)))
     folder.put("leaderboard.csv", board.to_csv(index=False))
     assignments = models[top].assignments(inputs.frame, full_matrix(prepared))
     folder.put("assignments.parquet", frame_to_parquet_bytes(assignments))
@@ -252,8 +256,8 @@ def read_leaderboard(folder: RunFolder) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
 
 
-def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
-    """A short markdown summary of a published run (for the Prefect UI)."""
+def summary_markdown(manifest: dict, board: pd.DataFrame, blueprint: dict | None = None) -> str:
+    """A short markdown summary of a published run (for the Prefect UI), with the top model's ``blueprint``."""
     top = board.iloc[0]
     dropped = "".join(f"\n- `{d['column']}`: {d['reason']}" for d in manifest["dropped_columns"]) or "\n- none"
     failed = "".join(f"\n- `{m}`: {e}" for m, e in manifest["failed_models"].items()) or "\n- none"
@@ -265,6 +269,7 @@ def summary_markdown(manifest: dict, board: pd.DataFrame) -> str:
         f"(of {len(board)} candidates).\n\n"
         f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n\n"
         f"## Columns\n\n{markdown_column_table(manifest['columns'])}\n"
+        + (f"\n## Blueprint\n\n{markdown_tree(blueprint_tree(blueprint, max_columns=8))}" if blueprint else "")
     )
 
 

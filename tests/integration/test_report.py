@@ -117,6 +117,19 @@ def test_report_opens_offline_with_every_section_and_escapes_data(mixed_run, bro
     text = page.evaluate("document.body.textContent")
     assert XSS in text and XSS_ATTRIBUTE in text
     assert page.locator("#insights svg.map circle").count() > 100  # the latitude / longitude map
+    assert page.locator("#blueprint svg g.node").count() >= 7  # 2 per block, then reducer, clusterer, new rows
+    page.locator("#blueprint svg g.node").first.hover()
+    assert XSS in page.inner_text("#tip")  # the numeric block's inputs, escaped
+    marks = page.evaluate("Array.from(document.querySelectorAll('#map svg circle'))"
+                          ".map(c => [c.getAttribute('fill'), c.getAttribute('data-tip').split(':')[0]])")
+    assignments = pd.read_parquet(os.path.join(mixed_run, "assignments.parquet"))
+    assert len(marks) == len(assignments)  # 500 rows: all on the map
+    colour_of = {}
+    for (fill, row), identifier, cluster in zip(marks, assignments.iloc[:, 0], assignments["cluster"]):
+        assert row == f"row {identifier}"  # the id column leads the assignments
+        colour_of.setdefault(cluster, fill)
+        assert colour_of[cluster] == fill
+    assert len(set(colour_of.values())) == len(colour_of)
     bar = page.locator("#impact svg g[data-tip]").first
     bar.hover()
     assert page.locator("#tip").is_visible() and "impact" in page.inner_text("#tip")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -70,6 +71,7 @@ def test_rerun_adds_models_without_featurizing(published_run, table, dask_addres
     assert manifest["top_model"] == board.iloc[0]["model_id"]
     for model_id in manifest["models"]:
         assert folder.exists(f"models/{model_id}/model.joblib")
+        assert json.loads(folder.get(f"models/{model_id}/blueprint.json"))["model_id"] == model_id
     assert folder.get("history/0/leaderboard.csv") == before_bytes
 
 

@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..cluster_map import ClusterMap
 from ..insights import ModelInsights, describe_clusters
 from ..insights.profiles import ALL
 from . import svg
 from .assets import SCRIPT, STYLE
 from .svg import cluster_colour, esc
 
-SECTIONS = {"summary": "Summary", "leaderboard": "Leaderboard", "sizes": "Cluster sizes",
+SECTIONS = {"summary": "Summary", "leaderboard": "Leaderboard", "blueprint": "Blueprint", "map": "Cluster map",
+            "sizes": "Cluster sizes",
             "impact": "Feature Impact", "insights": "Cluster Insights", "associations": "Feature Associations",
             "embeddings": "Image Embeddings", "activation": "Activation Maps", "parameters": "Run parameters"}
 LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette",
@@ -29,7 +31,8 @@ class ReportImages:
 
 
 def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsights,
-                  images: ReportImages | None = None, insights_href: str = "insights") -> str:
+                  images: ReportImages | None = None, insights_href: str = "insights", *,
+                  blueprint: dict | None = None, cluster_map: ClusterMap | None = None) -> str:
     """The report of one model of a run, as a complete HTML document.
 
     Parameters
@@ -44,6 +47,10 @@ def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsi
         Thumbnails and larger images of the rows the image views show.
     insights_href : str, default="insights"
         Relative link from the report to the ``insights/`` folder (for the downloads).
+    blueprint : dict, optional
+        The model's blueprint (:func:`clusterflow.model_description.describe_model`).
+    cluster_map : ClusterMap, optional
+        Sampled rows placed in 2-D (:func:`clusterflow.cluster_map.cluster_map`).
 
     Returns
     -------
@@ -55,6 +62,8 @@ def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsi
     body = [
         _summary(insights, clusters, f"{insights_href}/{insights.model_id}"),
         _leaderboard(leaderboard, insights.model_id),
+        _blueprint(blueprint),
+        _map(cluster_map, clusters),
         _sizes(insights, clusters),
         _impact(insights),
         _cluster_insights(insights, clusters, images),
@@ -116,6 +125,40 @@ def _leaderboard(board: pd.DataFrame, model_id: str) -> str:
              f'<tbody>{"".join(rows)}</tbody></table></div>')
     return _section("leaderboard", table, "Ranked by validation silhouette; click a header to sort. "
                                           "The highlighted row is the model of this report.")
+
+
+def _blueprint(blueprint: dict | None) -> str:
+    if blueprint is None:
+        return _section("blueprint", '<p class="note">No blueprint was given for this model.</p>')
+    return _section("blueprint", f'<div class="scroll">{svg.blueprint_diagram(blueprint)}</div>',
+                    f"What model {esc(blueprint['model_id'])} is, left to right: each modality block's input "
+                    "columns and fitted featurizer, the reducer, the clusterer and how it assigns new rows. "
+                    "Read from the fitted objects; hover a box for every column and setting.")
+
+
+def _map(cluster_map: ClusterMap | None, clusters: list[int]) -> str:
+    if cluster_map is None:
+        return _section("map", '<p class="note">No cluster map was given for this model.</p>')
+    frame = cluster_map.points
+    p_columns = [c for c in frame.columns if c.startswith("p_")]
+    points = []
+    for record in frame.to_dict("records"):
+        proba = sorted(((record[c], int(c[2:])) for c in p_columns), reverse=True)[:3]
+        lines = [f"row {record['row_id']}: {_cluster_name(int(record['cluster']))}",
+                 *(f"p({_cluster_name(c)}) = {p:.3f}" for p, c in proba),
+                 *(f"{column} = {value}" for column, value in record["values"])]
+        points.append((record["x"], record["y"], cluster_colour(int(record["cluster"]), clusters), "\n".join(lines)))
+    legend = " ".join(f"{_swatch(c, clusters)}{esc(_cluster_name(c))}" for c in clusters)
+    sampled = (f"a seeded sample of {len(frame):,} of the {cluster_map.total_rows:,} rows"
+               if len(frame) < cluster_map.total_rows else f"all {len(frame):,} rows")
+    axes = {"pca": "the first two principal components" + (
+                f" ({cluster_map.explained_variance:.0%} of the variance)"
+                if cluster_map.explained_variance is not None else ""),
+            "tsne": "t-SNE", "umap": "UMAP"}[cluster_map.projection]
+    return _section("map", f"<p>{legend}</p>{svg.scatter_map(points)}",
+                    f"{sampled.capitalize()}, placed by {axes} of the model's reduced features, each in its "
+                    "cluster's colour (noise grey). Hover a dot for its row, probabilities and first input values; "
+                    "wheel to zoom, drag to pan, double-click to reset.")
 
 
 def _sizes(insights: ModelInsights, clusters: list[int]) -> str:

@@ -18,12 +18,14 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from ..cluster_map import check_projection, cluster_map
 from ..errors import InputValidationError, Problem
 from ..insights import ImageSource, compute_insights, insight_files
 from ..insights.build import ModelInsights
 from ..insights.images import thumbnail_uri
 from ..modalities.image import image_root_of, prepare_image_columns
 from ..model import MODEL_FILE, ClusterModel
+from ..model_description import check_model_id, run_blueprint
 from ..storage import RunFolder, content_hash, read_table
 from .html import ReportImages, render_report
 
@@ -36,7 +38,7 @@ def report_path(manifest: dict, model_id: str) -> str:
 
 
 def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_id: str | None = None,
-                 **options) -> dict:
+                 map_projection: str = "pca", **options) -> dict:
     """Compute a model's insights and report and write them; return what to record in the manifest.
 
     Parameters
@@ -49,6 +51,8 @@ def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_i
         The run's manifest (written or not yet).
     model_id : str, optional
         Default: the run's top model.
+    map_projection : {"pca", "tsne", "umap"}, default="pca"
+        The 2-D projection of the Cluster map (UMAP needs umap-learn).
     **options
         Passed to :func:`clusterflow.insights.compute_insights` (``association_method``, ``projection``, ...).
 
@@ -59,18 +63,20 @@ def write_report(folder: RunFolder, frame: pd.DataFrame, manifest: dict, model_i
     """
     started = time.perf_counter()
     model_id = model_id or manifest["top_model"]
-    if model_id not in manifest["models"]:
-        raise InputValidationError([Problem(rule=f"the run has no model {model_id!r}",
-                                            hint=f"models are: {', '.join(manifest['models'])}")])
+    check_model_id(manifest, model_id)
+    check_projection(map_projection)  # before the slow part
     model: ClusterModel = joblib.load(io.BytesIO(folder.get(f"models/{model_id}/{MODEL_FILE}")))
+    blueprint = run_blueprint(folder, manifest, model_id, model)  # before the insights use the model
     X, validation = cached_features(folder)
     source = ImageSource(storage_options=folder.storage_options)  # the frame holds resolved image URIs
+    seed = manifest["parameters"]["seed"]
     insights = compute_insights(model, frame, X, validation, model_id=model_id, source=source,
-                                random_state=manifest["parameters"]["seed"], **options)
+                                random_state=seed, **options)
     path = report_path(manifest, model_id)
     board = pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
     href = posixpath.relpath("insights", posixpath.dirname(path) or ".")
-    html = render_report(manifest, board, insights, report_images(insights, source), href)
+    html = render_report(manifest, board, insights, report_images(insights, source), href, blueprint=blueprint,
+                         cluster_map=cluster_map(model, frame, X, projection=map_projection, random_state=seed))
     for name, data in insight_files(insights).items():
         folder.put(f"insights/{model_id}/{name}", data)
     folder.put(path, html)

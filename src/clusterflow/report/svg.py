@@ -159,3 +159,141 @@ def _shade(value: float) -> str:
 def _clip(text: str, n: int) -> str:
     text = str(text)
     return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def scatter_map(points: list[tuple[float, float, str, str]], width: int = 900, height: int = 600) -> str:
+    """One dot per point at 2-D positions in [0, 1]: ``(x, y, colour, tooltip)``; zoom and pan."""
+    pad = 8
+    parts = [f'<rect width="{width}" height="{height}" fill="#fafafa"/>']
+    for x, y, colour, tip in points:
+        parts.append(f'<circle cx="{pad + x * (width - 2 * pad):.1f}" cy="{pad + (1 - y) * (height - 2 * pad):.1f}" '
+                     f'r="3" fill="{colour}" fill-opacity="0.75" data-tip="{esc(tip)}"/>')
+    return (f'<svg class="chart zoom scatter" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+            f'{"".join(parts)}</svg>')
+
+
+# The blueprint diagram: input columns -> featurizer per block -> reducer -> clusterer -> assignment.
+NODE_LINE, NODE_PAD, NODE_GAP = 15, 8, 14
+STAGES = {"inputs": (0, 210), "featurizer": (250, 300), "reducer": (600, 200), "clusterer": (840, 230),
+          "assignment": (1110, 200)}  # x and width of each stage's nodes
+DIAGRAM_WIDTH = 1310
+LISTED_COLUMNS = 5
+
+
+def blueprint_diagram(blueprint: dict) -> str:
+    """The blueprint as a left-to-right diagram; hover a node for all its details."""
+    parts, block_ends, y = [], [], 0
+    for block in blueprint["blocks"]:
+        inputs = _input_lines(block["columns"])
+        featurizer = [*_wrap(block["summary"], STAGES["featurizer"][1], 3),
+                      f"→ {block['width']:,} features · weight {block['weight']:g}",
+                      f"{block['variance_share']:.0%} of the variance"]
+        height = _node_height(max(len(inputs), len(featurizer)))
+        details = "\n".join(f"{c}: {block['column_details'].get(c, '')}".rstrip(": ") for c in block["columns"])
+        settings = "\n".join(f"{k} = {v}" for k, v in block["settings"].items())
+        parts.append(_node("inputs", y, height, f"{block['modality']} columns", inputs,
+                           f"{block['modality']} inputs ({len(block['columns'])}):\n{details}"))
+        parts.append(_node("featurizer", y, height, f"{block['modality']} featurizer", featurizer,
+                           f"{block['featurizer']}\n{block['summary']}\nwidth {block['width']:,}, weight {block['weight']:g} per column, "
+                           f"total variance {block['total_variance']:g} ({block['variance_share']:.1%})\n{settings}"))
+        parts.append(_edge("inputs", "featurizer", y + height / 2, y + height / 2))
+        block_ends.append(y + height / 2)
+        y += height + NODE_GAP
+    if blueprint["dropped"]:
+        names = _input_lines([d["column"] for d in blueprint["dropped"]])
+        height = _node_height(len(names))
+        parts.append(_node("inputs", y, height, "not featurized", names,
+                           "\n".join(f"{d['column']} ({d['role']}): {d['why']}" for d in blueprint["dropped"]),
+                           dashed=True))
+        y += height + NODE_GAP
+    total = max(y - NODE_GAP, _node_height(5))
+    reducer, clusterer = blueprint["reducer"], blueprint["clusterer"]
+    stages = [("reducer", _reducer_node(reducer, blueprint["featurized_width"])), ("clusterer", _clusterer_node(clusterer)),
+              ("assignment", _assignment_node(clusterer["assignment"]))]
+    middle = (block_ends[0] + block_ends[-1]) / 2 if block_ends else total / 2
+    for stage, (title, lines, tip) in stages:
+        height = _node_height(len(lines))
+        top = min(max(middle - height / 2, 0), max(total - height, 0))
+        parts.append(_node(stage, top, height, title, lines, tip))
+        total = max(total, top + height)
+    parts += [_edge("featurizer", "reducer", end, middle) for end in block_ends]
+    parts += [_edge("reducer", "clusterer", middle, middle), _edge("clusterer", "assignment", middle, middle)]
+    height = int(total) + 2
+    return (f'<svg class="chart blueprint" viewBox="0 0 {DIAGRAM_WIDTH} {height}" width="{DIAGRAM_WIDTH}" '
+            f'height="{height}" role="img">{"".join(parts)}</svg>')
+
+
+def _reducer_node(reducer: dict, featurized_width: int) -> tuple[str, list[str], str]:
+    if reducer["method"] == "none":
+        return "no reducer", [f"{featurized_width:,} features", *_wrap(reducer["note"], STAGES["reducer"][1], 3)], \
+            reducer["note"]
+    variance = reducer["explained_variance"]
+    lines = [f"{reducer['input_width']:,} → {reducer['components']} components",
+             *([f"{variance:.1%} of the variance"] if variance is not None else [])]
+    settings = "\n".join(f"{k} = {v}" for k, v in reducer["settings"].items())
+    return f"reducer: {reducer['method']}", lines, f"{reducer['method']}: {'; '.join(lines)}\n{settings}"
+
+
+def _clusterer_node(c: dict) -> tuple[str, list[str], str]:
+    count = f"k = {c['k']}, " if c["k"] is not None else ""
+    lines = [f"{c['estimator']}", f"{count}{c['clusters']} clusters found",
+             *([f"{c['noise_fraction']:.1%} noise in the fit"] if c["noise_fraction"] else []),
+             *_wrap(c["sample_note"], STAGES["clusterer"][1], 2)]
+    settings = "\n".join(f"{k} = {v}" for k, v in c["settings"].items())
+    projection = f"\n{c['projection']}" if c.get("projection") else ""
+    return f"clusterer: {c['algorithm']}", lines, f"{c['description']}{projection}\n{c['sample_note']}\n{settings}"
+
+
+def _assignment_node(a: dict) -> tuple[str, list[str], str]:
+    settings = "\n".join(f"{k} = {v}" for k, v in a["settings"].items())
+    return (f"new rows: {a['path']}", _wrap(a["method"], STAGES["assignment"][1], 3),
+            f"{a['method']}\nprobabilities: {a['probabilities']}\n{settings}")
+
+
+def _input_lines(columns: list[str]) -> list[str]:
+    listed = [str(c) for c in columns[:LISTED_COLUMNS]]
+    if len(columns) > LISTED_COLUMNS:
+        listed[-1] = f"+ {len(columns) - LISTED_COLUMNS + 1} more"
+    return listed
+
+
+def _node(stage: str, y: float, height: float, title: str, lines: list[str], tip: str, dashed: bool = False) -> str:
+    x, width = STAGES[stage]
+    chars = _chars(width)
+    texts = "".join(f'<text x="{x + NODE_PAD}" y="{y + NODE_PAD + (i + 2) * NODE_LINE - 3:.1f}" class="val">'
+                    f'{esc(_clip(line, chars))}</text>' for i, line in enumerate(lines))
+    border = ' stroke-dasharray="4 3"' if dashed else ""
+    return (f'<g class="node" data-tip="{esc(tip.strip())}"><rect x="{x}" y="{y:.1f}" width="{width}" '
+            f'height="{height:.1f}" rx="6" fill="{"#fff" if dashed else "#f6f8fa"}" stroke="#8c959f"{border}/>'
+            f'<text x="{x + NODE_PAD}" y="{y + NODE_PAD + NODE_LINE - 3:.1f}" class="lbl" font-weight="600">'
+            f'{esc(_clip(title, chars))}</text>{texts}</g>')
+
+
+def _edge(source: str, target: str, y0: float, y1: float) -> str:
+    x0 = STAGES[source][0] + STAGES[source][1]
+    x1 = STAGES[target][0]
+    bend = (x1 - x0) / 2
+    return (f'<path d="M{x0},{y0:.1f} C{x0 + bend},{y0:.1f} {x1 - bend},{y1:.1f} {x1 - 6},{y1:.1f}" fill="none" '
+            f'stroke="#8c959f" stroke-width="1.5"/><path d="M{x1 - 7},{y1 - 4:.1f} L{x1},{y1:.1f} L{x1 - 7},'
+            f'{y1 + 4:.1f} z" fill="#8c959f"/>')
+
+
+def _node_height(n_lines: int) -> float:
+    return 2 * NODE_PAD + (n_lines + 1) * NODE_LINE
+
+
+def _chars(width: int) -> int:
+    return int((width - 2 * NODE_PAD) / 6.2)  # characters of 11-12 px text that fit the node
+
+
+def _wrap(text: str, width: int, max_lines: int) -> list[str]:
+    """Words in lines that fit a node of ``width``; the last line clipped when more would be needed."""
+    chars, lines = _chars(width), [""]
+    for word in str(text).split():
+        if lines[-1] and len(lines[-1]) + 1 + len(word) > chars:
+            lines.append("")
+        lines[-1] = f"{lines[-1]} {word}".strip()
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = _clip(lines[-1] + " …", chars)
+    return lines
