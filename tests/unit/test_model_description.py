@@ -1,19 +1,15 @@
-"""The blueprint of fitted models, its diagram and tree, the cluster map, and `clusterflow describe`.
+"""The blueprint of fitted models, its diagram and tree, and the cluster map.
 
 One small run is built without Prefect or Dask (load, featurize, four candidates, write), so these
-tests are fast; the report in headless Chromium is tested in test_report.py.
+tests are fast; the report in headless Chromium is tested in tests/integration/test_report.py.
 """
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from clusterflow import runs
@@ -25,46 +21,12 @@ from clusterflow.model_description import (BLUEPRINT_FILE, blueprint_tree, descr
                                            run_blueprint)
 from clusterflow.report import svg
 from clusterflow.report.publish import cached_features
-from clusterflow.samples import customers
-from clusterflow.storage import RunFolder
-from clusterflow.training import fit_and_score
-from schemas.parameters import parse_parameters
-
-HOSTILE_COLUMN = '<script>alert(1)</script>'
-HOSTILE_LEVEL = '"><svg onload="alert(1)">'
-CLUSTERFLOW = os.path.join(os.path.dirname(sys.executable), "clusterflow")
-
-
-def hostile_table(n: int = 300) -> pd.DataFrame:
-    table = customers(n, seed=4).drop(columns="segment").rename(columns={"visits_per_month": HOSTILE_COLUMN})
-    table.loc[: n // 5, "plan"] = HOSTILE_LEVEL
-    rng = np.random.default_rng(4)
-    table["review"] = [" ".join(rng.choice(["fast", "slow", "kind", "rude", "cheap", "dear", "late"], 5))
-                       for _ in range(n)]
-    table["visited"] = (pd.Timestamp("2026-01-01") + pd.to_timedelta(rng.integers(0, 300, n), "D")).astype(str)
-    table["latitude"] = rng.uniform(40, 50, n)
-    table["longitude"] = rng.uniform(0, 10, n)
-    table["constant"] = "same"
-    return table
+from tests.hostile_run import HOSTILE_COLUMN, HOSTILE_LEVEL, publish_hostile_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A published run of four algorithms, its inputs and fitted pieces; PCA down to 8 components."""
-    folder_path = tmp_path_factory.mktemp("described")
-    data = folder_path / "hostile.csv"
-    hostile_table().to_csv(data, index=False)
-    roles = folder_path / "roles.json"
-    roles.write_text(json.dumps({"review": "text"}))
-    inputs = runs.load_input(str(data), str(roles))
-    params = parse_parameters(k=[3], algorithms=["kmeans", "gmm", "ward", "hdbscan"], text_featurizer="tfidf",
-                              max_components=8)
-    prepared = runs.prepare_features(inputs, params)
-    results = [fit_and_score(spec, prepared.X_train, prepared.X_validation, silhouette_sample=1000)
-               for spec in prepared.specs]
-    folder = RunFolder(str(folder_path / "run"))
-    manifest = runs.commit_run(folder, runs.write_run_files(folder, "described", inputs, prepared, results, params))
-    return folder, manifest, inputs, prepared, {r.spec.model_id: r.clusterer for r in results}
+    return publish_hostile_run(tmp_path_factory.mktemp("described"))
 
 
 def blueprints(folder, manifest) -> dict[str, dict]:
@@ -214,16 +176,3 @@ def test_map_projection_choices_are_checked():
             check_projection("umap")
     else:
         check_projection("umap")
-
-
-def test_describe_command_prints_the_tree_and_refuses_an_unknown_model(run):
-    folder, manifest, _, _, _ = run
-    done = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "ward-k3"], capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == format_tree(blueprint_tree(blueprints(folder, manifest)["ward-k3"]))
-    refused = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "kmeans-k99"], capture_output=True,
-                             text=True, timeout=120)
-    assert refused.returncode == 2
-    assert "no model 'kmeans-k99'" in refused.stderr and "models are: " in refused.stderr
-    assert "Traceback (most recent call last)" not in refused.stdout + refused.stderr

@@ -1,0 +1,33 @@
+"""`clusterflow describe` through the installed command."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from clusterflow.model_description import BLUEPRINT_FILE, blueprint_tree, format_tree
+from tests.hostile_run import publish_hostile_run
+
+CLUSTERFLOW = os.path.join(os.path.dirname(sys.executable), "clusterflow")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return publish_hostile_run(tmp_path_factory.mktemp("described"))
+
+
+def test_describe_command_prints_the_tree_and_refuses_an_unknown_model(run):
+    folder, _, _, _, _ = run
+    published = json.loads(folder.get(f"models/ward-k3/{BLUEPRINT_FILE}"))
+    done = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "ward-k3"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == format_tree(blueprint_tree(published))
+    refused = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "kmeans-k99"], capture_output=True,
+                             text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "no model 'kmeans-k99'" in refused.stderr and "models are: " in refused.stderr
+    assert "Traceback (most recent call last)" not in refused.stdout + refused.stderr
