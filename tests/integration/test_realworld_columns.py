@@ -120,6 +120,7 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
         [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["run-summary-tweets"])),
                                            limit=1)
     assert "## Columns" in artifact.data and "| author | str | categorical |" in artifact.data
+    assert "## Blueprint" in artifact.data and "- clusterer: kmeans" in artifact.data
 
     model = clusterflow.load_model(str(run_uri))
     new = tweets_table(20, seed=9)
