@@ -165,8 +165,12 @@ def test_map_draws_one_mark_per_sampled_row_in_its_cluster_colour(run):
     assert list(first_values)[:2] == ["age", "income_k"]
 
 
-def test_map_projection_choices_are_checked():
-    check_projection("pca")
+def test_map_projection_choices_are_checked(run):
+    folder, manifest, inputs, _, _ = run
+    X, _ = cached_features(folder)
+    placed = cluster_map(load_model(folder.url("models/kmeans-k3")), inputs.frame, X, projection="tsne", max_rows=60)
+    assert placed.projection == "tsne" and placed.explained_variance is None and len(placed.points) == 60
+    assert placed.points[["x", "y"]].stack().between(0, 1).all()
     with pytest.raises(InputValidationError, match="unknown map projection"):
         check_projection("mds")
     try:
