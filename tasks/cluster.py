@@ -13,11 +13,10 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
 from clusterflow import report, runs
-from clusterflow.algorithms import REGISTRY
-from clusterflow.compute import SharedMatrices
+from clusterflow.compute import SharedMatrices, fit_and_score_shared
 from clusterflow.model_description import run_blueprint
 from clusterflow.storage import RunFolder
-from clusterflow.training import CandidateResult, CandidateSpec, fit_and_score
+from clusterflow.training import CandidateResult, CandidateSpec
 from schemas.parameters import RunParameters
 
 
@@ -36,14 +35,7 @@ def prepare_features(inputs: runs.RunInputs, params: RunParameters) -> runs.Prep
 @task(cache_policy=NO_CACHE, task_run_name="train-{spec.model_id}")
 def train_candidate(spec: CandidateSpec, shared: SharedMatrices, silhouette_sample: int) -> CandidateResult:
     """Fit and score one candidate on the Dask cluster; a failed fit fails this task."""
-    if shared.spread_train is not None and REGISTRY[spec.algorithm].build_distributed is not None:
-        result = fit_and_score(spec, shared.spread_train, shared.validation.result(),
-                               silhouette_sample=silhouette_sample)
-    else:
-        result = shared.train.client.submit(
-            fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
-            threads=shared.threads, train_rows=shared.train_rows, pure=False,
-            key=f"fit-{spec.model_id}-{id(shared)}").result()
+    result = fit_and_score_shared(spec, shared, silhouette_sample)
     if not result.ok:
         raise RuntimeError(f"{spec.model_id} failed: {result.error}")
     return result

@@ -16,6 +16,9 @@ import numpy as np
 import psutil
 from distributed import Client, Future, LocalCluster
 
+from .algorithms import REGISTRY
+from .training import CandidateResult, CandidateSpec, fit_and_score
+
 
 @contextmanager
 def dask_client(address: str | None = None, n_workers: int | None = None) -> Iterator[Client]:
@@ -77,3 +80,18 @@ class SharedMatrices:
         train_f, validation_f = client.scatter([train, validation], broadcast=True, hash=False)
         return cls(train_f, validation_f, threads_per_fit(client), len(train) if spread is None else len(train_whole),
                    spread)
+
+
+def fit_and_score_shared(spec: CandidateSpec, shared: SharedMatrices, silhouette_sample: int) -> CandidateResult:
+    """Fit and score one candidate on the Dask workers holding ``shared``; failures come back as ``error``.
+
+    A train matrix spread over the workers is fitted there by the algorithms that can
+    (dask-ml's k-means); otherwise one worker fits the broadcast matrix.
+    """
+    if shared.spread_train is not None and REGISTRY[spec.algorithm].build_distributed is not None:
+        return fit_and_score(spec, shared.spread_train, shared.validation.result(),
+                             silhouette_sample=silhouette_sample)
+    return shared.train.client.submit(
+        fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
+        threads=shared.threads, train_rows=shared.train_rows, pure=False,
+        key=f"fit-{spec.model_id}-{id(shared)}").result()

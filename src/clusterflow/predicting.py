@@ -28,7 +28,7 @@ def should_partition(data_uri: str, storage_options: dict | None = None) -> bool
 def prepare_new_rows(model: ClusterModel, frame: pd.DataFrame, image_root: str, on_bad_image: str = "error",
                      min_rows: int | None = None) -> pd.DataFrame:
     """Validate new rows against the model's roles, with their image files (resolved under ``image_root``)."""
-    decisions = [RoleDecision(c, r, "") for c, r in model.roles.items() if r != "ignore"]
+    decisions = [RoleDecision(c, r, "") for c, r in model.roles_.items() if r != "ignore"]
     return validate_input(frame, decisions, image_root=image_root, on_bad_image=on_bad_image, min_rows=min_rows)
 
 
@@ -40,7 +40,7 @@ def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_optio
     """
     frame = prepare_new_rows(model, read_table(data_uri, storage_options), image_root or image_root_of(data_uri),
                              on_bad_image)
-    assignments = model.predict(frame)
+    assignments = model.assign(frame)
     fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
     parent = os.path.dirname(path)
     if parent:
@@ -75,7 +75,7 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
     image_root = image_root or image_root_of(data_uri)
     head = prepare_new_rows(model, _infer_numbers(frame.head(1, npartitions=-1)), image_root, on_bad_image)
-    meta = model.predict(head).iloc[:0]
+    meta = model.assign(head).iloc[:0]
     assignments = frame.map_partitions(_assign_partition, dask.delayed(model), offsets, image_root, on_bad_image,
                                        meta=meta, align_dataframes=False)
     assignments.to_parquet(out_uri, write_index=False, storage_options=storage_options or {})

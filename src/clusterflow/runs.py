@@ -12,17 +12,19 @@ import platform
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
 import fsspec
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
 from schemas.parameters import RunParameters
 
 from .algorithms import algorithms_for
 from .blueprint import make_featurizer, make_reducer, modality_columns
+from .compute import SharedMatrices, fit_and_score_shared
 from .errors import AllCandidatesFailedError, InputValidationError, Problem
 from .explain import column_reports, markdown_column_table
 from .modalities import MODALITIES
@@ -34,7 +36,7 @@ from .model_description import BLUEPRINT_FILE, blueprint_file, blueprint_tree, m
 from .partition import Partition, default_k_values, partition_rows
 from .roles import RoleDecision, id_column, infer_roles, load_roles_file
 from .storage import RunFolder, content_hash, frame_to_parquet_bytes, read_table
-from .training import CandidateResult, CandidateSpec, candidate_specs
+from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 from .validation import validate_input
 
 DEFAULT_RUNS_ROOT = "clusterflow-runs"
@@ -90,7 +92,7 @@ def new_run_id(data_uri: str) -> str:
 
 def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dict | None = None,
                image_root: str | None = None, on_bad_image: str = "error") -> RunInputs:
-    """Read the table, decide the roles (roles file first) and validate it with its image files.
+    """Read the table and check it (:func:`check_input`), its roles file first.
 
     Image paths resolve against ``image_root`` (default: the table's folder) and are
     kept as URIs in the returned frame.
@@ -98,11 +100,18 @@ def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dic
     started = time.perf_counter()
     frame = read_table(data_uri, storage_options)
     overrides = load_roles_file(roles_uri) if roles_uri else None
+    inputs = check_input(frame, overrides, data_uri=data_uri, sha256=content_hash(data_uri, storage_options),
+                         image_root=image_root or image_root_of(data_uri), on_bad_image=on_bad_image)
+    return replace(inputs, seconds=time.perf_counter() - started)
+
+
+def check_input(frame: pd.DataFrame, overrides: dict[str, str] | None, *, data_uri: str, sha256: str,
+                image_root: str, on_bad_image: str = "error") -> RunInputs:
+    """Decide the roles of an in-memory table (``overrides`` win) and validate it with its image files."""
+    started = time.perf_counter()
     decisions = infer_roles(frame, overrides)
-    frame = validate_input(frame, decisions, image_root=image_root or image_root_of(data_uri),
-                           on_bad_image=on_bad_image)
-    return RunInputs(data_uri, frame, decisions, content_hash(data_uri, storage_options),
-                     time.perf_counter() - started)
+    frame = validate_input(frame, decisions, image_root=image_root, on_bad_image=on_bad_image)
+    return RunInputs(data_uri, frame, decisions, sha256, time.perf_counter() - started)
 
 
 def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
@@ -176,6 +185,31 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def fit_candidates(prepared: PreparedData, silhouette_sample: int, *, n_jobs: int | None = None,
+                   client=None) -> list[CandidateResult]:
+    """Fit and score every candidate in this process (``n_jobs`` joblib threads), or on the workers
+    of a Dask ``client``; a failed candidate comes back as a failed result."""
+    if client is not None:
+        shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation, seed=prepared.specs[0].seed)
+        return [fit_and_score_shared(spec, shared, silhouette_sample) for spec in prepared.specs]
+    return Parallel(n_jobs=n_jobs, prefer="threads")(
+        delayed(fit_and_score)(spec, prepared.X_train, prepared.X_validation, silhouette_sample=silhouette_sample)
+        for spec in prepared.specs)
+
+
+def rank_candidates(inputs: RunInputs, prepared: PreparedData,
+                    results: list[CandidateResult]) -> tuple[pd.DataFrame, str, dict[str, ClusterModel]]:
+    """The leaderboard, the top model's id and every trained model, joined with the fitted featurizer."""
+    trained = [r for r in results if r.ok]
+    if not trained:
+        raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
+            f"  {r.spec.model_id}: {r.error}" for r in results))
+    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)))
+    models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
+                                                        inputs.roles, inputs.id_column) for r in trained}
+    return board, top_model_id(board), models
+
+
 def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
                     results: list[CandidateResult], params: RunParameters) -> dict:
     """Write models, leaderboard, assignments and feature cache; return the manifest, not yet written.
@@ -184,14 +218,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
     every other file of the run (insights and report included) is in place.
     """
     started = time.perf_counter()
-    trained = [r for r in results if r.ok]
-    if not trained:
-        raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
-            f"  {r.spec.model_id}: {r.error}" for r in results))
-    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)))
-    top = top_model_id(board)
-    models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
-                                                        inputs.roles, inputs.id_column) for r in trained}
+    board, top, models = rank_candidates(inputs, prepared, results)
     reasons = {d.column: d.reason for d in inputs.decisions}
     for model_id, model in models.items():
         for name, data in model.to_files().items():

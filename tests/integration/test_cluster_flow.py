@@ -68,7 +68,7 @@ def test_published_model_predicts_new_rows_like_the_run(customers_run, tmp_path)
     new = table.drop(columns="segment").head(50).copy()
     new.loc[new.index[:3], "channel"] = "carrier-pigeon"  # unseen level
     new.loc[new.index[3:6], "age"] = np.nan
-    assigned = model.predict(new)
+    assigned = model.assign(new)
     assert assigned["customer_id"].tolist() == new["customer_id"].tolist()
     published = pd.read_parquet(f"{run_uri}/assignments.parquet").head(50)
     same = assigned["cluster"].to_numpy()[6:] == published["cluster"].to_numpy()[6:]
@@ -183,5 +183,5 @@ def test_train_matrix_over_the_broadcast_budget_is_spread_over_the_workers(custo
     train_rows = RunFolder(run_uri).manifest()["partition"]["train_rows"]
     assert board.loc["kmeans-k4", "fit_rows"] == train_rows  # dask-ml k-means on the whole spread matrix
     assert board.loc["gmm-k4", "fit_rows"] < train_rows and "sample" in board.loc["gmm-k4", "note"]
-    assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").predict(pd.read_csv(data))
+    assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").assign(pd.read_csv(data))
     assert adjusted_rand_score(segments.loc[assigned["customer_id"]], assigned["cluster"]) >= 0.9

@@ -121,10 +121,10 @@ def test_predict_on_new_locations_validates_them(geo_run):
     model = clusterflow.load_model(run_uri)
     new = table[["customer_id", "latitude", "longitude"]].head(40).copy()
     published = pd.read_parquet(f"{run_uri}/assignments.parquet").head(40)
-    assert (model.predict(new)["cluster"].to_numpy() == published["cluster"].to_numpy()).all()
+    assert (model.assign(new)["cluster"].to_numpy() == published["cluster"].to_numpy()).all()
     new.loc[new.index[4], "latitude"] = 95.0
     with pytest.raises(InputValidationError, match=r"latitudes outside \[-90, 90\]") as excinfo:
-        model.predict(new)
+        model.assign(new)
     assert excinfo.value.problems[0].rows == (4,)
 
 

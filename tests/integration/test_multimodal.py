@@ -44,7 +44,7 @@ def test_the_published_model_assigns_new_multimodal_rows(demo_run):
     model = clusterflow.load_model(run_uri)
     new = table.head(100).copy()
     new["photo"] = [None if pd.isna(p) else f"{manifest['input']['uri'].rsplit('/', 1)[0]}/{p}" for p in new["photo"]]
-    assigned = model.predict(new)
+    assigned = model.assign(new)
     published = pd.read_parquet(f"{run_uri}/assignments.parquet").head(100)
     assert (assigned["cluster"].to_numpy() == published["cluster"].to_numpy()).all()
     assert adjusted_rand_score(labels.loc[new["customer_id"]], assigned["cluster"]) >= 0.9

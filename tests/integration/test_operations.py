@@ -218,7 +218,7 @@ def test_a_planted_new_segment_is_reported_as_appeared_and_gets_a_fresh_id(serve
     assert (assignments.loc[newcomers["customer_id"], "cluster"] == 4).mean() > 0.95
     assert {"p_0", "p_1", "p_2", "p_3", "p_4"} <= set(assignments.columns)
     model = clusterflow.load_model(folder.url(f"models/{report['model_id']}"))
-    assert (model.predict(newcomers)["cluster"] == 4).mean() > 0.95
+    assert (model.assign(newcomers)["cluster"] == 4).mean() > 0.95
 
 
 def test_predict_deployment_scores_with_the_promoted_model(served, customers_promoted, tmp_path):
@@ -231,4 +231,4 @@ def test_predict_deployment_scores_with_the_promoted_model(served, customers_pro
     _wait_for_runs(served, "predict", data)
     promoted = clusterflow.load_model(read_promoted(served["runs_root"], "customers").model_uri)
     scored = pd.read_parquet(out)
-    assert scored["cluster"].tolist() == promoted.predict(table.drop(columns="segment"))["cluster"].tolist()
+    assert scored["cluster"].tolist() == promoted.assign(table.drop(columns="segment"))["cluster"].tolist()

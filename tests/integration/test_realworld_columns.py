@@ -127,5 +127,5 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
     new["created_at"] = (pd.Timestamp("2027-06-01", tz="UTC") + pd.to_timedelta(np.arange(20), unit="h")).strftime(
         "%a %b %d %H:%M:%S +0000 %Y")
     new["author"] = [f"newcomer{i}" for i in range(20)]
-    assigned = model.predict(new)
+    assigned = model.assign(new)
     assert assigned["id"].tolist() == new["id"].tolist() and assigned["cluster"].between(0, 4).all()

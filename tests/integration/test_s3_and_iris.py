@@ -44,6 +44,6 @@ def test_iris_gaussian_mixture_recovers_the_species(tmp_path, dask_address):
     board = pd.read_csv(f"{run_uri}/leaderboard.csv").set_index("model_id")
     assert board.loc["gmm-k3", "status"] == "ok"
     gmm = clusterflow.load_model(f"{run_uri}/models/gmm-k3")
-    assigned = gmm.predict(iris.data)
+    assigned = gmm.assign(iris.data)
     assert assigned.columns.tolist() == ["row_id", "cluster", "p_0", "p_1", "p_2"]
     assert adjusted_rand_score(iris.target, assigned["cluster"]) >= 0.85

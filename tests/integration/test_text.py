@@ -99,7 +99,7 @@ def test_prediction_embeds_only_new_texts(text_run, reviews_csv):
 
     model = clusterflow.load_model(text_run)
     before = _encoder_of(model).n_texts_encoded_
-    assigned = model.predict(frame.drop(columns="segment"))
+    assigned = model.assign(frame.drop(columns="segment"))
     assert _encoder_of(model).n_texts_encoded_ - before == len(unseen)
 
     published = pd.read_parquet(f"{text_run}/assignments.parquet").head(40)
@@ -108,7 +108,7 @@ def test_prediction_embeds_only_new_texts(text_run, reviews_csv):
 
     reloaded = clusterflow.load_model(text_run)  # an empty memory: hits come from the store
     before = _encoder_of(reloaded).n_texts_encoded_
-    pd.testing.assert_frame_equal(reloaded.predict(frame.drop(columns="segment")), assigned)
+    pd.testing.assert_frame_equal(reloaded.assign(frame.drop(columns="segment")), assigned)
     assert _encoder_of(reloaded).n_texts_encoded_ == before
 
 

@@ -98,7 +98,7 @@ def compute_insights(model: ClusterModel, frame: pd.DataFrame, X: np.ndarray, va
     sizes = pd.DataFrame({"cluster": clusters, "rows": counts, "share": counts / len(labels)})
     sizes = sizes.sort_values(["rows", "cluster"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
-    roles = {c: r for c, r in model.roles.items() if r not in ("id", "ignore")}
+    roles = {c: r for c, r in model.roles_.items() if r not in ("id", "ignore")}
     impact, modality_impact = feature_impact(model, frame.iloc[validation], random_state=random_state)
     rank = {f: i for i, f in enumerate(impact["feature"])}
     profiles = _profiles(frame, roles, labels, distances, random_state)

@@ -144,8 +144,8 @@ def occlusion_map(model: ClusterModel, row: pd.DataFrame, column: str, source: I
                 paths.append(path)
         batch = pd.concat([row] * len(paths), ignore_index=True)
         batch[column] = paths
-        if model.id_column:  # copies of one row: ids must still identify each row once
-            batch[model.id_column] = [f"{row[model.id_column].iloc[0]}-occluded-{k}" for k in range(len(paths))]
+        if model.id_column_:  # copies of one row: ids must still identify each row once
+            batch[model.id_column_] = [f"{row[model.id_column_].iloc[0]}-occluded-{k}" for k in range(len(paths))]
         proba = model.predict_proba(batch)[:, cluster_index]
     return ActivationMap(int(row.index[0]), str(row[column].iloc[0]), int(model.clusters_[cluster_index]),
                          float(base[cluster_index]), (base[cluster_index] - proba).reshape(patches, patches))
