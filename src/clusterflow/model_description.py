@@ -62,9 +62,9 @@ def describe_model(model, model_id: str, reasons: dict[str, str] | None = None,
     featurized = {c for b in blocks for c in b["columns"]}
     dropped = [{"column": column, "role": role,
                 "why": reasons.get(column) or NOT_FEATURIZED_WHY.get(role, f"no featurizer for role {role}")}
-               for column, role in model.roles.items() if column not in featurized]
+               for column, role in model.roles_.items() if column not in featurized]
     featurized_width = sum(b["width"] for b in blocks)
-    return {"model_id": model_id, "id_column": model.id_column, "blocks": blocks, "dropped": dropped,
+    return {"model_id": model_id, "id_column": model.id_column_, "blocks": blocks, "dropped": dropped,
             "featurized_width": featurized_width, "reducer": _reducer(reducer, featurized_width),
             "clusterer": _clusterer(clusterer, train_rows)}
 
