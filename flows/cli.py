@@ -83,6 +83,21 @@ def _add_operations(commands) -> None:
     serve.add_argument("--cron", default="0 2 * * *", help="the nightly schedule (UTC)")
     serve.add_argument("--dask-address", help="run every deployment's compute on this Dask scheduler")
 
+    serve_model = commands.add_parser("serve-model", help="serve a model over HTTP: POST /predict assigns clusters "
+                                                          "to JSON records")
+    serve_model.add_argument("model", nargs="?", help="a run folder (its top model) or RUN/models/<model_id>")
+    serve_model.add_argument("--dataset", help="serve this dataset's promoted model instead, and follow its promotions")
+    serve_model.add_argument("--runs-root", help=RUNS_ROOT_HELP)
+    serve_model.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this "
+                                                                  "machine only)")
+    serve_model.add_argument("--port", type=int, default=8000)
+    serve_model.add_argument("--token", help="require `Authorization: Bearer TOKEN` on /predict and /model "
+                                             "(default: $CLUSTERFLOW_SERVE_TOKEN; unset: no token)")
+    serve_model.add_argument("--poll-seconds", type=float, default=2.0,
+                             help="how often to look for a newly promoted model (with --dataset)")
+    serve_model.add_argument("--image-root", metavar="DIR", help="folder that image paths in requests are relative "
+                                                                 "to (default: image columns are refused)")
+
     notify = commands.add_parser("notify", help="emit the event that new data landed (triggers a recluster); "
                                                 "needs PREFECT_API_URL")
     notify.add_argument("data", help="the new table's URI")
@@ -282,6 +297,25 @@ def _serve(args) -> int:
     return 0
 
 
+def _serve_model(args) -> int:
+    import uvicorn
+
+    from clusterflow.errors import InputValidationError, Problem
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+    from clusterflow.serving import TOKEN_ENV, ModelSource, build_app
+
+    if (args.model is None) == (args.dataset is None):
+        raise InputValidationError([Problem(rule="serve-model needs a model or --dataset NAME (not both)",
+                                            hint="clusterflow serve-model RUN, or clusterflow serve-model --dataset NAME")])
+    source = ModelSource(args.model, runs_root=args.runs_root or DEFAULT_RUNS_ROOT, dataset=args.dataset,
+                         poll_seconds=args.poll_seconds)
+    app = build_app(source, token=args.token or os.environ.get(TOKEN_ENV) or None, image_root=args.image_root)
+    print(f"serving {source.current.model_uri} on http://{args.host}:{args.port} (POST /predict, GET /model, "
+          f"GET /health)", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
+
+
 def _notify(args) -> int:
     from deployments.serving import DATA_ARRIVED, emit_data_arrived
 
@@ -302,8 +336,8 @@ def _demo(args) -> int:
 
 
 COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote,
-            "recluster": _recluster, "serve": _serve, "notify": _notify, "report": _report, "describe": _describe,
-            "demo": _demo}
+            "recluster": _recluster, "serve": _serve, "serve-model": _serve_model, "notify": _notify,
+            "report": _report, "describe": _describe, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())
