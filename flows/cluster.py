@@ -4,9 +4,9 @@ from __future__ import annotations
 from prefect import flow
 
 from clusterflow import runs
-from clusterflow.compute import SharedMatrices, dask_client
+from clusterflow.compute import SharedMatrices, featurizing_uses_dask, starting_dask_client
 from clusterflow.storage import RunFolder
-from schemas.parameters import parse_parameters
+from schemas.parameters import parse_parameters, run_field
 from tasks.cluster import (commit_run, load_input, prepare_features, publish_artifacts, publish_report_artifacts,
                            train_candidates, write_report, write_run_files)
 from tasks.observe import label_run, run_name
@@ -16,26 +16,29 @@ from tasks.observe import label_run, run_name
 def cluster(
     data: str,
     roles: str | None = None,
-    k: list[int] | None = None,
-    algorithms: list[str] | None = None,
-    mode: str = "comprehensive",
+    k: list[int] | None = run_field("k"),
+    algorithms: list[str] | None = run_field("algorithms"),
+    mode: str = run_field("mode"),
     out: str | None = None,
     runs_root: str | None = None,
     dataset: str | None = None,
-    seed: int = 0,
-    validation_fraction: float = 0.2,
+    seed: int = run_field("seed"),
+    validation_fraction: float = run_field("validation_fraction"),
     weights: dict[str, float] | None = None,
-    text_featurizer: str = "embedding",
-    text_model: str | None = None,
-    cache: str | None = None,
-    image_root: str | None = None,
-    on_bad_image: str = "error",
-    image_model: str | None = None,
+    text_featurizer: str = run_field("text_featurizer"),
+    text_model: str | None = run_field("text_model"),
+    cache: str | None = run_field("cache"),
+    image_root: str | None = run_field("image_root"),
+    on_bad_image: str = run_field("on_bad_image"),
+    image_model: str | None = run_field("image_model"),
     dask_address: str | None = None,
-    max_broadcast_bytes: int | None = None,
+    max_broadcast_bytes: int | None = run_field("max_broadcast_bytes"),
     storage_options: dict | None = None,
 ) -> str:
     """Cluster the table at ``data`` and publish a run folder; returns the run's URI.
+
+    The run parameters' defaults, rules and descriptions are those of
+    :class:`clusterflow.parameters.RunParameters`; all are checked before any work.
 
     The run folder is ``out``, else a new folder under ``runs_root`` (default ``clusterflow-runs``).
     ``dataset`` names the data in run names, tags and artifact keys (default: the file's name).
@@ -53,8 +56,11 @@ def cluster(
     RunFolder(run_uri, storage_options).ensure_unpublished()
 
     inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
-    with dask_client(dask_address) as client:
-        prepared = prepare_features(inputs, params)  # large image columns are read on the cluster
+    with starting_dask_client(dask_address, rows=len(inputs.frame)) as starting:  # starts while the table is featurized
+        if featurizing_uses_dask(inputs.roles):
+            starting.result()  # large image columns are read on the cluster
+        prepared = prepare_features(inputs, params)
+        client = starting.result()
         shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
                                         max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
         results = train_candidates(prepared.specs, shared, params.silhouette_sample,

@@ -15,7 +15,6 @@ from typing import Callable
 import hdbscan
 import numpy as np
 from dask.base import is_dask_collection
-from dask_ml.cluster import KMeans as DaskKMeans
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
@@ -50,6 +49,12 @@ class Algorithm:
     quick: bool = False
     comprehensive: bool = True
     build_distributed: Callable[[int | None, int, np.ndarray], BaseEstimator] | None = None
+
+
+def _dask_kmeans(k: int, seed: int, init: np.ndarray) -> BaseEstimator:
+    from dask_ml.cluster import KMeans as DaskKMeans  # imported only on the spread path (slow to import)
+
+    return DaskKMeans(n_clusters=k, init=init, random_state=seed)
 
 
 def _kmeans_proba(estimator, X: np.ndarray, temperature: float) -> np.ndarray:
@@ -104,7 +109,7 @@ REGISTRY: dict[str, Algorithm] = {
             "k-means (scikit-learn, k-means++ init, best of 3; dask-ml's k-means|| when the matrix is spread "
             "over the workers)",
             predict=lambda est, X: est.predict(X), quick=True,
-            build_distributed=lambda k, seed, init: DaskKMeans(n_clusters=k, init=init, random_state=seed),
+            build_distributed=_dask_kmeans,
         ),
         Algorithm(
             "minibatch_kmeans", True,

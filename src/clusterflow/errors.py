@@ -6,16 +6,17 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Problem:
-    """One failed rule on the input: the column, the rows, the rule and a hint."""
+    """One failed rule on the input: the column (or what else, ``where``), the rows, the rule and a hint."""
 
     rule: str
     column: str | None = None
     rows: tuple = ()
     hint: str = ""
     n_rows: int | None = field(default=None)
+    where: str | None = None  # when not a column: e.g. "--k" for a parameter; default "table"
 
     def describe(self, max_rows: int = 10) -> str:
-        where = f"column {self.column!r}" if self.column is not None else "table"
+        where = f"column {self.column!r}" if self.column is not None else (self.where or "table")
         text = f"{where}: {self.rule}"
         if self.rows:
             total = self.n_rows if self.n_rows is not None else len(self.rows)
@@ -28,7 +29,13 @@ class Problem:
 
 
 class ClusterflowError(Exception):
-    """Base class of every error clusterflow raises on purpose."""
+    """Base class of every error clusterflow raises on purpose.
+
+    ``exit_code`` is what the command line exits with: 2 for a user's mistake (bad input,
+    parameters or paths, reported without a traceback), 1 for a run that could not finish.
+    """
+
+    exit_code = 1
 
 
 class InputValidationError(ClusterflowError, ValueError):
@@ -37,6 +44,8 @@ class InputValidationError(ClusterflowError, ValueError):
     All problems found are collected and reported together, as pandera's lazy
     validation does.
     """
+
+    exit_code = 2
 
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
@@ -48,9 +57,13 @@ class InputValidationError(ClusterflowError, ValueError):
 class RunExistsError(ClusterflowError, FileExistsError):
     """The output folder already holds a published run; it is never overwritten."""
 
+    exit_code = 2
+
 
 class RunNotFoundError(ClusterflowError, FileNotFoundError):
     """No complete run (a manifest with status 'complete') at the given location."""
+
+    exit_code = 2
 
 
 class AllCandidatesFailedError(ClusterflowError, RuntimeError):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from schemas.parameters import parse_parameters
+from .parameters import check_k_values
 
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
@@ -60,7 +60,7 @@ def load_cached_run(run_uri: str, storage_options: dict | None = None) -> Cached
 def rerun_specs(cached: CachedRun, k_values: list[int], model_id: str | None = None) -> list[CandidateSpec]:
     """The candidates of a rerun: the new ``k_values`` for ``model_id``'s algorithm, or for every
     k-taking algorithm of the run. Models the run already has are not trained again."""
-    k_values = parse_parameters(k=k_values).k
+    k_values = check_k_values(k_values, len(cached.partition.train))
     manifest = cached.manifest
     if model_id is not None:
         known = cached.leaderboard.set_index("model_id")
@@ -74,11 +74,6 @@ def rerun_specs(cached: CachedRun, k_values: list[int], model_id: str | None = N
     if not algorithms:
         raise InputValidationError([Problem(rule=f"{model_id or 'the run'} has no algorithm that takes a cluster "
                                                  "count", hint="rerun a k-means, Gaussian mixture or Ward model")])
-    n_train = len(cached.partition.train)
-    too_large = [k for k in k_values if k >= n_train]
-    if too_large:
-        raise InputValidationError([Problem(rule=f"k={k} is not smaller than the {n_train} training rows",
-                                            hint="use smaller k values") for k in too_large])
     seed = manifest["parameters"]["seed"]
     specs = [CandidateSpec(a, k, seed) for a in algorithms for k in k_values]
     new = [s for s in specs if s.model_id not in set(cached.leaderboard["model_id"])]

@@ -12,7 +12,7 @@ import platform
 import re
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import fsspec
@@ -20,47 +20,25 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 
-from schemas.parameters import RunParameters
-
 from .algorithms import algorithms_for
 from .blueprint import make_featurizer, make_reducer, modality_columns
 from .compute import SharedMatrices, fit_and_score_shared
-from .errors import AllCandidatesFailedError, InputValidationError, Problem
+from .errors import AllCandidatesFailedError
 from .explain import column_reports, markdown_column_table
+from .inputs import RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
-from .modalities.image import image_root_of
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
 from .model_description import BLUEPRINT_FILE, blueprint_file, blueprint_tree, markdown_tree
+from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
-from .roles import RoleDecision, id_column, infer_roles, load_roles_file
-from .storage import RunFolder, content_hash, frame_to_parquet_bytes, read_table
+from .storage import RunFolder, frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
-from .validation import validate_input
 
 DEFAULT_RUNS_ROOT = "clusterflow-runs"
 CACHE_FOLDER = ".cache"
 LIBRARIES = ("clusterflow", "scikit-learn", "hdbscan", "dask", "distributed", "pandera", "pandas", "numpy", "prefect")
-
-
-@dataclass
-class RunInputs:
-    """The loaded, validated input table and its role decisions."""
-
-    data_uri: str
-    frame: pd.DataFrame
-    decisions: list[RoleDecision]
-    sha256: str
-    seconds: float = 0.0
-
-    @property
-    def roles(self) -> dict[str, str]:
-        return {d.column: d.role for d in self.decisions}
-
-    @property
-    def id_column(self) -> str | None:
-        return id_column(self.decisions)
 
 
 @dataclass
@@ -90,40 +68,12 @@ def new_run_id(data_uri: str) -> str:
     return f"{dataset_name(data_uri)}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def load_input(data_uri: str, roles_uri: str | None = None, storage_options: dict | None = None,
-               image_root: str | None = None, on_bad_image: str = "error") -> RunInputs:
-    """Read the table and check it (:func:`check_input`), its roles file first.
-
-    Image paths resolve against ``image_root`` (default: the table's folder) and are
-    kept as URIs in the returned frame.
-    """
-    started = time.perf_counter()
-    frame = read_table(data_uri, storage_options)
-    overrides = load_roles_file(roles_uri) if roles_uri else None
-    inputs = check_input(frame, overrides, data_uri=data_uri, sha256=content_hash(data_uri, storage_options),
-                         image_root=image_root or image_root_of(data_uri), on_bad_image=on_bad_image)
-    return replace(inputs, seconds=time.perf_counter() - started)
-
-
-def check_input(frame: pd.DataFrame, overrides: dict[str, str] | None, *, data_uri: str, sha256: str,
-                image_root: str, on_bad_image: str = "error") -> RunInputs:
-    """Decide the roles of an in-memory table (``overrides`` win) and validate it with its image files."""
-    started = time.perf_counter()
-    decisions = infer_roles(frame, overrides)
-    frame = validate_input(frame, decisions, image_root=image_root, on_bad_image=on_bad_image)
-    return RunInputs(data_uri, frame, decisions, sha256, time.perf_counter() - started)
-
-
 def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
     """Partition, check the cluster counts against the train rows, fit the featurizer and reducer."""
     started = time.perf_counter()
     partition = partition_rows(len(inputs.frame), params.validation_fraction, params.max_validation_rows, params.seed)
     n_train = len(partition.train)
-    k_values = params.k or default_k_values(n_train)
-    too_large = [k for k in k_values if k >= n_train]
-    if too_large:
-        raise InputValidationError([Problem(rule=f"k={k} is not smaller than the {n_train} training rows",
-                                            hint="use smaller k values or more rows") for k in too_large])
+    k_values = check_k_values(params.k, n_train) if params.k else default_k_values(n_train)
     algorithms = algorithms_for(params.mode, params.algorithms)
     train, validation = inputs.frame.iloc[partition.train], inputs.frame.iloc[partition.validation]
     featurizer = make_featurizer(inputs.decisions, params.weights, featurize_options(params))

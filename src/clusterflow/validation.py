@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.errors
 
-from schemas.input import HINTS, MIN_ROWS, input_schema
+from .input_schema import HINTS, MIN_ROWS, input_schema
 
 from .errors import InputValidationError, Problem
 from .modalities.image import prepare_image_columns
