@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import replace
 
 from clusterflow.errors import ClusterflowError, InputValidationError, Problem
 from clusterflow.parameters import k_problems, parse_parameters
@@ -34,16 +35,19 @@ def parse_weights(text: str | None) -> tuple[dict[str, float] | None, list[Probl
     return weights, problems
 
 
-def _collect(problems: list[Problem], check, *args, **kwargs):
-    """Run ``check``; its user errors join ``problems`` (and it returns None) so all are reported together."""
+def _collect(problems: list[Problem], check, *args, where: str | None = None, **kwargs):
+    """Run ``check``; its user errors join ``problems`` (and it returns None) so all are reported together.
+
+    ``where`` names what was checked (e.g. ``RUN``) in problems that do not say it themselves.
+    """
     try:
         return check(*args, **kwargs)
     except InputValidationError as exc:
-        problems += exc.problems
+        problems += [p if p.where or p.column or not where else replace(p, where=where) for p in exc.problems]
     except ClusterflowError as exc:
         if exc.exit_code != 2:
             raise
-        problems.append(Problem(rule=str(exc)))
+        problems.append(Problem(rule=str(exc), where=where))
     return None
 
 
@@ -71,7 +75,7 @@ def check_run(data: str, *, roles: str | None = None, out: str | None = None, al
                                 hint="choose another --out, or leave it out for a new folder"))
     image_root = options.get("image_root") if params is None else params.image_root
     on_bad_image = options.get("on_bad_image", "error") if params is None else params.on_bad_image
-    inputs = _collect(problems, preload_input, data, roles, None, image_root, on_bad_image)
+    inputs = _collect(problems, preload_input, data, roles, None, image_root, on_bad_image, where="DATA")
     if inputs is not None and params is not None and params.k:
         split = partition_rows(len(inputs.frame), params.validation_fraction, params.max_validation_rows, params.seed)
         problems += k_problems(params.k, len(split.train))
@@ -86,8 +90,8 @@ def check_predict(model: str | None, data: str, *, out: str, dataset: str | None
 
     problems = []
     if model is not None:
-        _collect(problems, _published_model, model)
-    _collect(problems, check_readable, data)
+        _collect(problems, _published_model, model, where="MODEL")
+    _collect(problems, check_readable, data, where="DATA")
     if blocksize is not None:
         from dask.utils import parse_bytes
 
@@ -120,7 +124,7 @@ def check_rerun(run: str, k: list[int], model: str | None) -> None:
     from clusterflow.storage import RunFolder
 
     problems = k_problems(k)
-    _collect(problems, lambda: RunFolder(run).manifest())
+    _collect(problems, lambda: RunFolder(run).manifest(), where="RUN")
     _raise_if_any(problems)
 
 
@@ -136,9 +140,9 @@ def check_report(run: str, model: str | None, associations: str, projection: str
         problems.append(Problem(rule=f"unknown projection {projection!r}", where="--projection",
                                 hint="use pca or tsne"))
     folder = RunFolder(run)
-    manifest = _collect(problems, folder.manifest)
+    manifest = _collect(problems, folder.manifest, where="RUN")
     if manifest is not None and model is not None and model not in manifest["models"]:
-        problems.append(Problem(rule=f"run {manifest['run_id']} has no model {model!r}",
+        problems.append(Problem(rule=f"run {manifest['run_id']} has no model {model!r}", where="--model",
                                 hint=f"choose one of {', '.join(manifest['models'])}"))
     _raise_if_any(problems)
     return folder, manifest
@@ -155,7 +159,7 @@ def check_recluster(data: str, *, runs_root: str | None, dataset: str | None, k:
     if not tolerance >= 0:
         problems.append(Problem(rule=f"{tolerance} is negative", where="--tolerance",
                                 hint="give a silhouette difference >= 0, e.g. 0.05"))
-    _collect(problems, preload_input, data)
+    _collect(problems, preload_input, data, where="DATA")
     _raise_if_any(problems)
     request = {"data": data, "dataset": dataset, "k": k, "algorithms": names, "tolerance": tolerance}
     return request if runs_root is None else {**request, "runs_root": runs_root}
