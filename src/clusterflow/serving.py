@@ -29,7 +29,7 @@ from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from .errors import InputValidationError, Problem, RunNotFoundError
-from .model import ClusterModel, load_model, relabel
+from .model import ROW_ID, ClusterModel, load_model
 from .modalities.image import prepare_image_columns
 from .promotion import Promotion, read_promoted
 from .roles import RoleDecision
@@ -67,8 +67,8 @@ class ServedModel:
         model = self.model
         return {
             "run": self.run_uri, "model": self.model_id, "algorithm": model.pipeline_[-1].algorithm,
-            "clusters": [int(c) for c in model.clusters_], "id_column": model.id_column,
-            "schema": {c: r for c, r in model.roles.items() if r != "ignore"},
+            "clusters": [int(c) for c in model.clusters_], "id_column": model.id_column_,
+            "schema": {c: r for c, r in model.roles_.items() if r != "ignore"},
             "dataset": self.promotion.dataset if self.promotion else None,
             "promoted_at": self.promotion.promoted_at if self.promotion else None, "loaded_at": self.loaded_at,
         }
@@ -203,14 +203,13 @@ def assign_frames(served: ServedModel, frames: list[pd.DataFrame]) -> list[list[
     model = served.model
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     Z = model.pipeline_[:-1].transform(frame)
-    clusterer = model.pipeline_[-1]
-    labels = relabel(clusterer.predict(Z), model.labels).tolist()
-    proba = np.round(clusterer.predict_proba(Z), 6).tolist()
+    labels = model.labels_of(Z).tolist()
+    proba = np.round(model.pipeline_[-1].predict_proba(Z), 6).tolist()
     names = [str(int(c)) for c in model.clusters_]
-    id_name = model.id_column or "row_id"
+    id_name = model.id_column_ or ROW_ID
     results, start = [], 0
     for part in frames:
-        ids = part[model.id_column].tolist() if model.id_column else list(range(len(part)))
+        ids = part[model.id_column_].tolist() if model.id_column_ else list(range(len(part)))
         results.append([{id_name: ids[i], "cluster": labels[start + i], "probabilities": dict(zip(names, proba[start + i]))}
                         for i in range(len(part))])
         start += len(part)
@@ -315,7 +314,7 @@ def build_app(source: ModelSource, token: str | None = None, image_root: str | N
         if not rows:
             raise InputValidationError([Problem(rule="no records", hint="send one record or a list of them")])
         served = source.current
-        frame = records_frame(rows, served.model.roles, image_root)
+        frame = records_frame(rows, served.model.roles_, image_root)
         assigned = await request.app.state.batcher.assign(served, frame)
         return {"model": served.model_id, "run": served.run_uri, "predictions": assigned}
 

@@ -79,7 +79,7 @@ def test_predict_matches_the_published_model_and_bad_records_are_422(runs):
 
         many = client.post("/predict", json=records).json()
         one = client.post("/predict", json=records[0]).json()
-        expected = model.predict(table.head(25))
+        expected = model.assign(table.head(25))
         assert [p["customer_id"] for p in many["predictions"]] == expected["customer_id"].tolist()
         assert [p["cluster"] for p in many["predictions"]] == expected["cluster"].tolist()
         served_p = np.array([[p["probabilities"][str(c)] for c in info["clusters"]] for p in many["predictions"]])
