@@ -74,12 +74,13 @@ def cluster_map(model, frame: pd.DataFrame, X: np.ndarray, *, projection: str = 
     span = np.ptp(xy, axis=0)
     xy = (xy - xy.min(axis=0)) / np.where(span > 0, span, 1.0)
     clusterer = model.pipeline_[-1]
-    points = pd.DataFrame({"row": rows, "row_id": frame[model.id_column].to_numpy()[rows] if model.id_column else rows,
-                           "x": xy[:, 0], "y": xy[:, 1], "cluster": clusterer.predict(sample).astype(int)})
+    row_ids = frame[model.id_column_].to_numpy()[rows] if model.id_column_ else rows
+    points = pd.DataFrame({"row": rows, "row_id": row_ids, "x": xy[:, 0], "y": xy[:, 1],
+                           "cluster": clusterer.predict(sample).astype(int)})
     proba = clusterer.predict_proba(sample)
     for j, cluster in enumerate(clusterer.clusters_):
         points[f"p_{int(cluster)}"] = proba[:, j]
-    shown = [c for c, role in model.roles.items() if role not in ("id", "ignore")][:SHOWN_VALUES]
+    shown = [c for c, role in model.roles_.items() if role not in ("id", "ignore")][:SHOWN_VALUES]
     points["values"] = [[(c, _text(v)) for c, v in zip(shown, values)]
                         for values in frame[shown].iloc[rows].itertuples(index=False, name=None)]
     return ClusterMap(points, projection, len(X), explained)

@@ -212,8 +212,10 @@ def _clusterer(clusterer, train_rows: int | None) -> dict:
     fit_rows = int(clusterer.fit_rows_)
     if train_rows and fit_rows < train_rows:
         sample = f"fitted on a seeded sample of {fit_rows:,} of the {train_rows:,} train rows; the rest assigned by predict"
-    else:
+    elif train_rows:
         sample = f"fitted on all {fit_rows:,} train rows"
+    else:
+        sample = f"fitted on {fit_rows:,} rows"
     described = {"algorithm": clusterer.algorithm, "description": spec.description,
                  "estimator": type(estimator).__name__, "settings": shown_settings(estimator),
                  "k": clusterer.n_clusters, "clusters": int(len(clusterer.clusters_)),

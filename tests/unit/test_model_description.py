@@ -16,12 +16,12 @@ from clusterflow import runs
 from clusterflow.algorithms import REGISTRY, Clusterer
 from clusterflow.cluster_map import check_projection, cluster_map
 from clusterflow.errors import InputValidationError
-from clusterflow.model import load_model
+from clusterflow.model import ClusterModel, load_model
 from clusterflow.model_description import (BLUEPRINT_FILE, blueprint_tree, describe_model, format_tree, markdown_tree,
                                            run_blueprint)
 from clusterflow.report import svg
 from clusterflow.report.publish import cached_features
-from tests.hostile_run import HOSTILE_COLUMN, HOSTILE_LEVEL, publish_hostile_run
+from tests.hostile_run import HOSTILE_COLUMN, HOSTILE_LEVEL, hostile_table, publish_hostile_run
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,17 @@ def test_a_clusterer_fitted_on_a_sample_says_so(run, monkeypatch):
     clusterer = describe_model(model, "ward-k3", train_rows=len(prepared.partition.train))["clusterer"]
     assert clusterer["fit_rows"] == 100
     assert f"100 of the {len(prepared.partition.train):,} train rows" in clusterer["sample_note"]
+
+
+def test_a_model_fitted_in_process_is_described_and_mapped():
+    table = hostile_table(120).drop(columns="review")
+    model = ClusterModel(clusterer=Clusterer("kmeans", 2)).fit(table)
+    blueprint = describe_model(model, "kmeans-k2")
+    featurized = [c for b in blueprint["blocks"] for c in b["columns"]]
+    assert sorted(featurized + [d["column"] for d in blueprint["dropped"]]) == sorted(table.columns)
+    assert blueprint["clusterer"]["sample_note"] == "fitted on 120 rows"
+    placed = cluster_map(model, table, model.transform(table))
+    assert placed.points["row_id"].tolist() == table["customer_id"].tolist()
 
 
 def test_a_run_without_blueprint_files_is_described_from_its_models(run, tmp_path):
