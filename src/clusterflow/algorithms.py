@@ -10,6 +10,7 @@ rows are assigned by prediction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Callable
 
 import hdbscan
@@ -22,6 +23,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import euclidean_distances, pairwise_distances_argmin
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 NOISE = -1
@@ -72,6 +74,13 @@ class ProjectedHDBSCAN(ClusterMixin, BaseEstimator):
     took 22 s here, in 10 dimensions 6 s, with the same clusters found.
     """
 
+    _parameter_constraints: dict = {
+        "min_cluster_size": [Interval(Integral, 2, None, closed="left")],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "max_dims": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
     def __init__(self, min_cluster_size: int = 10, min_samples: int = 10, max_dims: int = 10, random_state: int = 0):
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -79,6 +88,8 @@ class ProjectedHDBSCAN(ClusterMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        self._validate_params()
+        X = validate_data(self, X, dtype=np.float64, copy=True)  # hdbscan's trees need a writable array
         self.projection_ = (PCA(self.max_dims, random_state=self.random_state).fit(X)
                             if X.shape[1] > self.max_dims else None)
         self.hdbscan_ = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
@@ -87,10 +98,17 @@ class ProjectedHDBSCAN(ClusterMixin, BaseEstimator):
         return self
 
     def predict(self, X) -> np.ndarray:
-        return hdbscan.approximate_predict(self.hdbscan_, self._project(X))[0]
+        """Cluster of each row by ``approximate_predict`` (-1 = noise)."""
+        check_is_fitted(self)
+        return np.asarray(hdbscan.approximate_predict(self.hdbscan_, self._project(self._validate(X)))[0])
 
     def predict_proba(self, X) -> np.ndarray:
-        return np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, self._project(X)))
+        """Membership of each row in each cluster (``membership_vector``); rows may sum to less than 1."""
+        check_is_fitted(self)
+        return np.atleast_2d(hdbscan.membership_vector(self.hdbscan_, self._project(self._validate(X))))
+
+    def _validate(self, X) -> np.ndarray:
+        return validate_data(self, X, dtype=np.float64, reset=False, copy=True)
 
     def _project(self, X) -> np.ndarray:
         return X if self.projection_ is None else self.projection_.transform(X)
@@ -194,6 +212,12 @@ class Clusterer(ClusterMixin, BaseEstimator):
     fit_rows_ : how many rows the algorithm itself was fitted on.
     """
 
+    _parameter_constraints: dict = {
+        "algorithm": [str],  # a name in REGISTRY, which tests and plugins may extend at run time
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+    }
+
     def __init__(self, algorithm: str = "kmeans", n_clusters: int | None = None, random_state: int = 0):
         self.algorithm = algorithm
         self.n_clusters = n_clusters
@@ -201,6 +225,9 @@ class Clusterer(ClusterMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Fit on ``X``: an in-memory matrix, or a Dask array for algorithms with ``build_distributed``."""
+        self._validate_params()
+        if self.algorithm not in REGISTRY:
+            raise ValueError(f"unknown algorithm {self.algorithm!r}; known: {sorted(REGISTRY)}")
         if is_dask_collection(X):
             return self._fit_distributed(X)
         X = validate_data(self, X, dtype=np.float64)

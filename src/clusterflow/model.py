@@ -9,7 +9,7 @@ import fsspec
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClusterMixin, clone
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -24,7 +24,7 @@ MODEL_FILE, SCHEMA_FILE, LABELS_FILE = "model.joblib", "schema.json", "labels.js
 ROW_ID = "row_id"
 
 
-class ClusterModel(ClusterMixin, BaseEstimator):
+class ClusterModel(TransformerMixin, ClusterMixin, BaseEstimator):
     """A clustering model for raw tables: featurizer -> reducer -> clusterer.
 
     ``predict(frame)`` returns each row's cluster, as scikit-learn's clusterers do;
@@ -130,7 +130,8 @@ class ClusterModel(ClusterMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Membership probability of each row in each cluster of ``clusters_``."""
-        return self.pipeline_[-1].predict_proba(self.transform(X))
+        Z = self.transform(X)
+        return self.pipeline_[-1].predict_proba(Z)
 
     def assign(self, X) -> pd.DataFrame:
         """Assignments: the id column (or ``row_id``), ``cluster`` (-1 = noise), ``p_<cluster>``."""

@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..errors import InputValidationError, Problem
@@ -63,10 +66,13 @@ class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
         the user's weight for the modality).
     """
 
+    _parameter_constraints: dict = {"total_variance": [Interval(Real, 0, None, closed="left")]}
+
     def __init__(self, total_variance: float = 1.0):
         self.total_variance = total_variance
 
     def fit(self, X, y=None):
+        self._validate_params()
         X = validate_data(self, X, dtype=np.float64, ensure_all_finite=True)
         total = float(X.var(axis=0).sum())
         self.scale_ = float(np.sqrt(self.total_variance / total)) if total > 0 else 0.0

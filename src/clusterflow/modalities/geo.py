@@ -76,6 +76,8 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
     (3, 4)
     """
 
+    _parameter_constraints: dict = {"points": [list, tuple], "latitudes": [list, tuple], "longitudes": [list, tuple]}
+
     def __init__(self, points=(), latitudes=(), longitudes=()):
         self.points = points
         self.latitudes = latitudes
@@ -83,6 +85,7 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Learn each location's centre and scale on ``X``."""
+        self._validate_params()
         self._check_columns(X)
         self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)

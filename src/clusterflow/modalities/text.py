@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import time
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..embedding_cache import EmbeddingCache, embedding_key
@@ -141,6 +143,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     (3, 385)
     """
 
+    _parameter_constraints: dict = {"model": [str, None], "cache": [str, None],
+                                    "batch_size": [Interval(Integral, 1, None, closed="left")], "device": [str, None]}
+
     def __init__(self, model: str | None = None, cache: str | None = None, batch_size: int = 64,
                  device: str | None = None):
         self.model = model
@@ -150,6 +155,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Load the model and record its id and width; texts are embedded by ``transform``."""
+        self._validate_params()
         self._check_frame(X, reset=True)
         self._model = self._cache = None  # a refit may name another model or cache
         self.model_id_ = model_id(self.model or default_model_path())
@@ -260,12 +266,17 @@ class TfidfText(TransformerMixin, BaseEstimator):
     (5, 3)
     """
 
+    _parameter_constraints: dict = {"n_components": [Interval(Integral, 1, None, closed="left")],
+                                    "max_features": [Interval(Integral, 1, None, closed="left")],
+                                    "random_state": [Interval(Integral, 0, None, closed="left")]}
+
     def __init__(self, n_components: int = 100, max_features: int = 50_000, random_state: int = 0):
         self.n_components = n_components
         self.max_features = max_features
         self.random_state = random_state
 
     def fit(self, X, y=None):
+        self._validate_params()
         validate_data(self, X, skip_check_array=True, reset=True)
         X = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
         self.vectorizers_, self.svds_ = [], []
