@@ -22,11 +22,10 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from schemas.parameters import RunParameters, parse_parameters
-
 from . import report as reporting
 from . import runs
 from .model import as_frame
+from .parameters import RunParameters, parse_parameters
 from .storage import RunFolder, content_hash, frame_to_parquet_bytes
 
 INPUT_FILE = "input.parquet"  # a fitted frame has no file of its own: a saved run keeps a copy
