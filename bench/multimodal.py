@@ -128,11 +128,11 @@ def main() -> None:
             run_uri = cluster(data=data, out=os.path.join(tmp, "run"), algorithms=algorithms,
                               cache=os.path.join(tmp, "cache-flow"))
             elapsed = time.perf_counter() - started
-        from clusterflow.storage import RunFolder
+        from clusterflow.run_folder import RunFolder
 
         manifest = RunFolder(run_uri).manifest()
         board = pd.read_csv(f"{run_uri}/leaderboard.csv")
-        timings = manifest["timings_seconds"]
+        timings = manifest.timings_seconds
         fit = float(board["fit_seconds"].sum())
         print(f"\nclusterflow end to end (first flow run, starts Prefect and Dask): {elapsed:.1f} s, "
               f"peak {memory.peak / 2**30:.2f} GB, ratio to hand-written {elapsed / baseline:.2f}")

@@ -69,7 +69,7 @@ def main() -> None:
 
     from clusterflow import runs
     from clusterflow.report import add_report
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
     from clusterflow.training import fit_and_score
     from schemas.parameters import parse_parameters
 
@@ -91,7 +91,7 @@ def main() -> None:
             manifest = add_report(folder, inputs.frame, manifest)
             seconds = time.perf_counter() - started
         runs.commit_run(folder, manifest)
-        report = os.path.join(folder.uri, manifest["report"])
+        report = os.path.join(folder.uri, manifest.report)
         size = os.path.getsize(report)
         print(f"rows: {args.rows:,}; roles: {', '.join(f'{d.column}={d.role}' for d in inputs.decisions)}")
         print(f"insights + report: {seconds:.1f} s, peak memory {memory.peak / 2**20:,.0f} MB (whole process)")

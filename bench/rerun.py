@@ -30,7 +30,7 @@ def bench_rerun(rows: int, folder: Path) -> None:
     from distributed import LocalCluster
 
     from clusterflow.samples import customers
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
     from flows.cluster import cluster
     from flows.rerun import rerun
 
@@ -41,18 +41,18 @@ def bench_rerun(rows: int, folder: Path) -> None:
         run = cluster(data=str(data), out=str(folder / "run"), dask_address=dask.scheduler_address)
         original = time.perf_counter() - started
         manifest = RunFolder(run).manifest()
-        existing = set(manifest["k_values"])
+        existing = set(manifest.k_values)
         new_k = [k for k in range(3, 40) if k not in existing][:4]
         started = time.perf_counter()
         rerun(run=run, k=new_k, dask_address=dask.scheduler_address)
         every = time.perf_counter() - started
         one_k = [k for k in range(3, 60) if k not in existing and k not in new_k][:4]
         started = time.perf_counter()
-        rerun(run=run, k=one_k, model=f"kmeans-k{manifest['k_values'][0]}", dask_address=dask.scheduler_address)
+        rerun(run=run, k=one_k, model=f"kmeans-k{manifest.k_values[0]}", dask_address=dask.scheduler_address)
         one = time.perf_counter() - started
-    candidates = len(manifest["models"]) + len(manifest["failed_models"])
-    print(f"\n{rows:,} rows; original run: {candidates} candidates ({', '.join(manifest['algorithms'])}; "
-          f"k {manifest['k_values']})")
+    candidates = len(manifest.models) + len(manifest.failed_models)
+    print(f"\n{rows:,} rows; original run: {candidates} candidates ({', '.join(manifest.algorithms)}; "
+          f"k {manifest.k_values})")
     print(f"  original run            {original:7.1f} s")
     print(f"  rerun, every algorithm  {every:7.1f} s  ({every / original:.0%} of the run; k {new_k})")
     print(f"  rerun, one model        {one:7.1f} s  ({one / original:.0%} of the run; kmeans, k {one_k})")

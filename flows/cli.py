@@ -140,13 +140,14 @@ def report(
     """(Re)build the insights and report of a finished run, no retraining."""
     from flows.launch import check_report
 
-    from clusterflow.report import read_run_input, write_report
+    from clusterflow.report import read_run_input, republish_report
 
     folder, manifest = check_report(run, model, associations, projection)
-    written = write_report(folder, read_run_input(manifest), manifest, model,
-                           association_method=associations, projection=projection, map_projection=map_projection)
-    print(f"Insights: {folder.url(written['insights'])}")
-    print(f"Report: {folder.url(written['report'])}")
+    with folder.locked("report") as lock:
+        _, written = republish_report(folder, read_run_input(manifest), model, lock, association_method=associations,
+                                      projection=projection, map_projection=map_projection)
+    print(f"Insights: {folder.url(written.insights)}")
+    print(f"Report: {folder.url(written.report)}")
 
 
 @app.command()
@@ -157,7 +158,7 @@ def describe(
     """Print a model's blueprint: per modality block its columns and featurizer, then the reducer and the
     clusterer."""
     from clusterflow.model_description import blueprint_tree, format_tree, run_blueprint
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     folder = RunFolder(run)
     print("\n".join(format_tree(blueprint_tree(run_blueprint(folder, folder.manifest(), model)))))
@@ -305,24 +306,23 @@ def demo(
 
 def _print_columns(run_uri: str) -> None:
     from clusterflow.explain import format_column_table
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     print("\nColumns (role, why, featurization, features):")
-    print(format_column_table(RunFolder(run_uri).manifest()["columns"]))
+    print(format_column_table(RunFolder(run_uri).manifest().columns))
 
 
 def _print_run(run_uri: str) -> None:
     from clusterflow.leaderboard import format_leaderboard
-    from clusterflow.runs import read_leaderboard
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     folder = RunFolder(run_uri)
     manifest = folder.manifest()
     print("\nLeaderboard (validation silhouette, best first):")
-    print(format_leaderboard(read_leaderboard(folder)))
-    print(f"\nTop model: {manifest['top_model']}")
+    print(format_leaderboard(folder.leaderboard(manifest)))
+    print(f"\nTop model: {manifest.top_model}")
     print(f"Run folder: {run_uri}")
-    print(f"Report: {folder.url(manifest['report'])}")
+    print(f"Report: {folder.url(manifest.report)}")
 
 
 def expand_multi_value_options(argv: list[str]) -> list[str]:

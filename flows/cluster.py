@@ -5,7 +5,7 @@ from prefect import flow
 
 from clusterflow import runs
 from clusterflow.compute import SharedMatrices, featurizing_uses_dask, starting_dask_client
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from schemas.parameters import parse_parameters, run_field
 from tasks.cluster import (commit_run, load_input, prepare_features, publish_artifacts, publish_report_artifacts,
                            train_candidates, write_report, write_run_files)
@@ -53,21 +53,23 @@ def cluster(
                               text_featurizer=text_featurizer, text_model=text_model,
                               cache=runs.cache_uri(cache, run_uri), image_root=image_root,
                               on_bad_image=on_bad_image, image_model=image_model)
-    RunFolder(run_uri, storage_options).ensure_unpublished()
+    folder = RunFolder(run_uri, storage_options)
+    folder.ensure_unpublished()
 
-    inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
-    with starting_dask_client(dask_address, rows=len(inputs.frame)) as starting:  # starts while the table is featurized
-        if featurizing_uses_dask(inputs.roles):
-            starting.result()  # large image columns are read on the cluster
-        prepared = prepare_features(inputs, params)
-        client = starting.result()
-        shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
-                                        max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
-        results = train_candidates(prepared.specs, shared, params.silhouette_sample,
-                                   f"fan-out-{dataset}")
-    manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
-    manifest = write_report(run_uri, inputs, manifest, storage_options)
-    manifest = commit_run(run_uri, manifest, storage_options)
+    with folder.locked("run") as lock:
+        inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
+        with starting_dask_client(dask_address, rows=len(inputs.frame)) as starting:  # starts while featurizing
+            if featurizing_uses_dask(inputs.roles):
+                starting.result()  # large image columns are read on the cluster
+            prepared = prepare_features(inputs, params)
+            client = starting.result()
+            shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
+                                            max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
+            results = train_candidates(prepared.specs, shared, params.silhouette_sample,
+                                       f"fan-out-{dataset}")
+        manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
+        manifest = write_report(run_uri, inputs, manifest, storage_options)
+        manifest = commit_run(run_uri, manifest, lock, storage_options)
     publish_artifacts(run_uri, manifest, storage_options)
     publish_report_artifacts(run_uri, manifest, storage_options)
     return run_uri

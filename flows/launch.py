@@ -65,7 +65,7 @@ def check_run(data: str, *, roles: str | None = None, out: str | None = None, al
     """
     from clusterflow.inputs import preload_input
     from clusterflow.partition import partition_rows
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     weight_values, problems = parse_weights(weights)
     names = split_names(algorithms)
@@ -90,7 +90,9 @@ def check_predict(model: str | None, data: str, *, out: str, dataset: str | None
 
     problems = []
     if model is not None:
-        _collect(problems, _published_model, model, where="MODEL")
+        from clusterflow.model import check_model
+
+        _collect(problems, check_model, model, where="MODEL")
     _collect(problems, check_readable, data, where="DATA")
     if blocksize is not None:
         from dask.utils import parse_bytes
@@ -107,30 +109,19 @@ def check_predict(model: str | None, data: str, *, out: str, dataset: str | None
     return request if runs_root is None else {**request, "runs_root": runs_root}
 
 
-def _published_model(uri: str) -> None:
-    from clusterflow.model import MODEL_FILE
-    from clusterflow.storage import MANIFEST, RunFolder
-
-    folder = RunFolder(uri)
-    if folder.exists(MANIFEST):
-        folder.manifest()
-    elif not folder.exists(MODEL_FILE):
-        raise InputValidationError([Problem(rule=f"no model at {uri}",
-                                            hint="give a run folder or RUN/models/<model_id>")])
-
-
 def check_rerun(run: str, k: list[int], model: str | None) -> None:
     """Check a `rerun`: the k values and that the run is published (the flow checks the rest against it)."""
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     problems = k_problems(k)
     _collect(problems, lambda: RunFolder(run).manifest(), where="RUN")
     _raise_if_any(problems)
+    RunFolder(run).ensure_unlocked()
 
 
 def check_report(run: str, model: str | None, associations: str, projection: str):
     """Check a `report`: the run is published, the model is one of it, the options are known."""
-    from clusterflow.storage import RunFolder
+    from clusterflow.run_folder import RunFolder
 
     problems = []
     if associations not in ("mutual_info", "cramers_v"):
@@ -141,9 +132,9 @@ def check_report(run: str, model: str | None, associations: str, projection: str
                                 hint="use pca or tsne"))
     folder = RunFolder(run)
     manifest = _collect(problems, folder.manifest, where="RUN")
-    if manifest is not None and model is not None and model not in manifest["models"]:
-        problems.append(Problem(rule=f"run {manifest['run_id']} has no model {model!r}", where="--model",
-                                hint=f"choose one of {', '.join(manifest['models'])}"))
+    if manifest is not None and model is not None and model not in manifest.models:
+        problems.append(Problem(rule=f"run {manifest.run_id} has no model {model!r}", where="--model",
+                                hint=f"choose one of {', '.join(manifest.models)}"))
     _raise_if_any(problems)
     return folder, manifest
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from prefect import flow, tags
 
 from clusterflow.errors import InputValidationError, Problem
+from clusterflow.run_folder import RunFolder
 from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
 from flows.cluster import cluster
 from tasks.observe import label_run, run_name
@@ -35,8 +36,9 @@ def recluster(
     with tags(*label_run(dataset)):
         run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root, dataset=dataset,
                           dask_address=dask_address, storage_options=storage_options)
-    report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
-    publish_recluster(report, storage_options)
+    with RunFolder(run_uri, storage_options).locked("recluster") as lock:
+        report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
+        publish_recluster(report, lock, storage_options)
     if report.promote:
         promote(run_uri, report.model_id, runs_root, dataset, report.reasons, storage_options)
     publish_recluster_artifact(report)

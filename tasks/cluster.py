@@ -15,7 +15,7 @@ from prefect.states import State
 from clusterflow import report, runs
 from clusterflow.compute import SharedMatrices, fit_and_score_shared
 from clusterflow.model_description import run_blueprint
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import Manifest, RunFolder, RunLock
 from clusterflow.training import CandidateResult, CandidateSpec
 from schemas.parameters import RunParameters
 
@@ -71,44 +71,44 @@ def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhoue
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def write_run_files(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared: runs.PreparedData,
-                    results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> dict:
+                    results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> Manifest:
     return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
 
 
 @task(cache_policy=NO_CACHE)
-def write_report(run_uri: str, inputs: runs.RunInputs, manifest: dict, storage_options: dict | None) -> dict:
+def write_report(run_uri: str, inputs: runs.RunInputs, manifest: Manifest, storage_options: dict | None) -> Manifest:
     """Insights and report of the top model, written before the manifest: if this fails, nothing is published."""
     return report.add_report(RunFolder(run_uri, storage_options), inputs.frame, manifest)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
-def commit_run(run_uri: str, manifest: dict, storage_options: dict | None) -> dict:
-    return runs.commit_run(RunFolder(run_uri, storage_options), manifest)
+def commit_run(run_uri: str, manifest: Manifest, lock: RunLock, storage_options: dict | None) -> Manifest:
+    return runs.commit_run(RunFolder(run_uri, storage_options), manifest, lock)
 
 
 @task(cache_policy=NO_CACHE)
-def publish_artifacts(run_uri: str, manifest: dict, storage_options: dict | None) -> None:
+def publish_artifacts(run_uri: str, manifest: Manifest, storage_options: dict | None) -> None:
     """The leaderboard (table) and a summary with the top model's blueprint (markdown), keyed by dataset so the UI
     keeps history."""
     folder = RunFolder(run_uri, storage_options)
-    board = runs.read_leaderboard(folder)
-    key = runs.dataset_name(manifest["input"]["uri"])
+    board = folder.leaderboard(manifest)
+    key = runs.dataset_name(manifest.input.uri)
     create_table_artifact(key=f"leaderboard-{key}", table=runs.to_json_records(board),
-                          description=f"Leaderboard of run {manifest['run_id']} ({run_uri})")
+                          description=f"Leaderboard of run {manifest.run_id} ({run_uri})")
     summary = runs.summary_markdown(manifest, board, run_blueprint(folder, manifest))
     create_markdown_artifact(key=f"run-summary-{key}", markdown=summary,
-                             description=f"Summary of run {manifest['run_id']}")
+                             description=f"Summary of run {manifest.run_id}")
 
 
 @task(cache_policy=NO_CACHE)
-def publish_report_artifacts(run_uri: str, manifest: dict, storage_options: dict | None) -> None:
+def publish_report_artifacts(run_uri: str, manifest: Manifest, storage_options: dict | None) -> None:
     """Facts on each top cluster (markdown) and a link to the report, keyed by dataset so the UI keeps history."""
     folder = RunFolder(run_uri, storage_options)
-    key = runs.dataset_name(manifest["input"]["uri"])
+    key = runs.dataset_name(manifest.input.uri)
     create_markdown_artifact(key=f"clusters-{key}", markdown=report.cluster_summary_markdown(folder, manifest),
-                             description=f"Clusters of the top model of run {manifest['run_id']}")
+                             description=f"Clusters of the top model of run {manifest.run_id}")
     create_link_artifact(key=f"report-{key}", link=report.report_link(folder, manifest),
-                         link_text=f"Report of run {manifest['run_id']}",
+                         link_text=f"Report of run {manifest.run_id}",
                          description="Self-contained HTML: leaderboard, cluster insights, feature impact")
 
 

@@ -6,6 +6,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from clusterflow import promotion, recluster, rerun
+from clusterflow.run_folder import Manifest, RunLock
 from clusterflow.training import CandidateResult, CandidateSpec
 
 IO = {"cache_policy": NO_CACHE, "retries": 2, "retry_delay_seconds": 2}
@@ -22,8 +23,9 @@ def plan_rerun(cached: rerun.CachedRun, k: list[int], model: str | None) -> list
 
 
 @task(**IO)
-def write_rerun(cached: rerun.CachedRun, results: list[CandidateResult], storage_options: dict | None) -> dict:
-    return rerun.write_rerun(cached, results, storage_options)
+def write_rerun(cached: rerun.CachedRun, results: list[CandidateResult], lock: RunLock,
+                storage_options: dict | None) -> Manifest:
+    return rerun.write_rerun(cached, results, lock, storage_options)
 
 
 @task(**IO)
@@ -34,8 +36,8 @@ def compare_with_promoted(run_uri: str, runs_root: str, dataset: str, tolerance:
 
 
 @task(**IO)
-def publish_recluster(report: recluster.ReclusterReport, storage_options: dict | None) -> dict:
-    return recluster.publish_recluster(report, storage_options)
+def publish_recluster(report: recluster.ReclusterReport, lock: RunLock, storage_options: dict | None) -> Manifest:
+    return recluster.publish_recluster(report, lock, storage_options)
 
 
 @task(**IO)

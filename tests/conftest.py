@@ -1,4 +1,4 @@
-"""Shared fixtures: one Prefect test harness, one Dask cluster and one S3 server per session.
+"""Shared fixtures: one Prefect test harness, one Prefect server, one Dask cluster and one S3 server per session.
 
 Everything is real and local: Prefect's own test harness (a temporary home and
 database), a Dask LocalCluster of worker processes, and moto's S3 server on 127.0.0.1.
@@ -40,6 +40,16 @@ def prefect_harness():
     with prefect_test_harness(server_startup_timeout=120), \
             temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """One `prefect server start` on 127.0.0.1 for every test that runs the CLI or serves deployments
+    as subprocesses (so no command pays for a temporary server). Yields a LocalServer."""
+    from deployments.local_server import local_prefect_server
+
+    with local_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import pandas as pd
 
 from clusterflow import runs
 from clusterflow.samples import customers
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from clusterflow.training import fit_and_score
 from schemas.parameters import parse_parameters
 

@@ -26,9 +26,8 @@ from . import report as reporting
 from . import runs
 from .model import as_frame
 from .parameters import RunParameters, parse_parameters
-from .storage import RunFolder, content_hash, frame_to_parquet_bytes
-
-INPUT_FILE = "input.parquet"  # a fitted frame has no file of its own: a saved run keeps a copy
+from .run_folder import INPUT_FILE, RunFolder
+from .storage import content_hash, frame_to_parquet_bytes
 
 
 def _constraints_of(model: type, names) -> dict[str, list]:
@@ -193,10 +192,11 @@ class Clustering(ClusterMixin, BaseEstimator):
         check_is_fitted(self)
         folder = RunFolder(uri, storage_options)
         folder.ensure_unpublished()
-        inputs, prepared, results, params = self._published_inputs(folder)
-        manifest = runs.write_run_files(folder, runs.new_run_id(uri), inputs, prepared, results, params)
-        manifest = reporting.add_report(folder, inputs.frame, manifest)
-        runs.commit_run(folder, manifest)
+        with folder.locked("save") as lock:
+            inputs, prepared, results, params = self._published_inputs(folder)
+            manifest = runs.write_run_files(folder, runs.new_run_id(uri), inputs, prepared, results, params)
+            manifest = reporting.add_report(folder, inputs.frame, manifest)
+            runs.commit_run(folder, manifest, lock)
         return uri
 
     def report(self, path: str, model_id: str | None = None, storage_options: dict | None = None) -> str:
@@ -206,15 +206,15 @@ class Clustering(ClusterMixin, BaseEstimator):
             folder = RunFolder(os.path.join(scratch, "run"))
             inputs, prepared, results, params = self._published_inputs(folder)
             manifest = runs.write_run_files(folder, "report", inputs, prepared, results, params)
-            written = reporting.write_report(folder, inputs.frame, manifest, model_id)
+            built = reporting.build_report(folder, inputs.frame, manifest, model_id)
             with fsspec.open(path, "wb", **(storage_options or {})) as f:
-                f.write(folder.get(written["report"]))
+                f.write(built.files[built.report].encode())
         return path
 
     def _published_inputs(self, folder: RunFolder):
         """The run's stages' outputs, with the table written into ``folder`` as its input."""
         inputs, prepared, results, params = self._run
-        folder.put(INPUT_FILE, frame_to_parquet_bytes(inputs.frame))
+        folder.write(INPUT_FILE, frame_to_parquet_bytes(inputs.frame))
         uri = folder.url(INPUT_FILE)
         inputs = replace(inputs, data_uri=uri, sha256=content_hash(uri, folder.storage_options))
         return inputs, prepared, results, params

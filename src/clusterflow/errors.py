@@ -68,3 +68,18 @@ class RunNotFoundError(ClusterflowError, FileNotFoundError):
 
 class AllCandidatesFailedError(ClusterflowError, RuntimeError):
     """Every (algorithm, k) candidate failed to train, so there is no model to publish."""
+
+
+class IntegrityError(ClusterflowError):
+    """A published file or manifest is not what the run published (changed, damaged, unlisted or unsigned);
+    nothing of it is loaded."""
+
+    exit_code = 2
+
+
+class RunLockedError(ClusterflowError):
+    """Another process is changing the run (it holds the run's lock)."""
+
+
+class ConcurrentChangeError(ClusterflowError):
+    """The run changed while this change ran, so this change was not published."""

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import io
 import json
-import posixpath
 
-import fsspec
 import joblib
 import numpy as np
 import pandas as pd
@@ -15,12 +13,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .algorithms import Clusterer
 from .blueprint import join, make_featurizer
-from .errors import InputValidationError, Problem, RunNotFoundError
+from .errors import InputValidationError, IntegrityError, Problem, RunNotFoundError
 from .roles import RoleDecision, id_column, infer_roles
-from .storage import MANIFEST, RunFolder
+from .run_folder import LABELS_FILE, MANIFEST, MODEL_FILE, SCHEMA_FILE, Manifest, RunFolder, model_file
 from .validation import validate_table
 
-MODEL_FILE, SCHEMA_FILE, LABELS_FILE = "model.joblib", "schema.json", "labels.json"
 ROW_ID = "row_id"
 
 
@@ -213,24 +210,63 @@ def labels_file(mapping: dict[int, int]) -> bytes:
 
 
 def load_model(uri: str, storage_options: dict | None = None) -> ClusterModel:
-    """Load a published model: a model folder (``RUN/models/<id>``) or a run (its top model).
+    """Load a published model, verified: a model folder (``RUN/models/<id>``) or a run (its top model).
 
-    A ``labels.json`` next to the model (written when a recluster matched its
-    clusters to an earlier model's) sets the cluster ids it reports.
-
-    Models are pickles: load only runs you or your pipelines published.
+    The run's manifest must list the model, and each of its files must match the SHA-256
+    the manifest records (and, with ``CLUSTERFLOW_SIGNING_KEY`` set, the manifest its
+    signature) before anything is unpickled; else :class:`IntegrityError` names the file.
+    A ``labels.json`` next to the model (written when a recluster matched its clusters to
+    an earlier model's) sets the cluster ids it reports.
     """
-    folder = RunFolder(uri, storage_options)
-    if folder.exists(MANIFEST):
-        manifest = folder.manifest()
-        folder = RunFolder(folder.url(posixpath.join("models", manifest["top_model"])), storage_options)
-    if not folder.exists(MODEL_FILE):
-        raise RunNotFoundError(f"no model at {uri}: expected a run folder or RUN/models/<model_id>")
-    run_uri = folder.uri.rstrip("/").rsplit("/", 2)[0]
-    RunFolder(run_uri, storage_options).manifest()  # a model of an unfinished or failed run is not published
-    with fsspec.open(folder.url(MODEL_FILE), "rb", **(storage_options or {})) as f:
-        model = joblib.load(f)
-    if folder.exists(LABELS_FILE):
-        labels = json.loads(folder.get(LABELS_FILE))["labels"]
+    folder, manifest, model_id = _published_run_of(uri, storage_options)
+    return load_published_model(folder, manifest, model_id)
+
+
+def check_model(uri: str, storage_options: dict | None = None) -> None:
+    """Check a published model as :func:`load_model` does (listed, every file matching), without unpickling it."""
+    folder, manifest, model_id = _published_run_of(uri, storage_options)
+    verified_model_files(folder, manifest, model_id)
+
+
+def _published_run_of(uri: str, storage_options: dict | None) -> tuple[RunFolder, Manifest, str]:
+    run_uri, model_id = locate_model(uri, storage_options)
+    folder = RunFolder(run_uri, storage_options)
+    if not folder.is_published():
+        raise RunNotFoundError(f"no model at {uri}: expected a published run folder or RUN/models/<model_id>")
+    manifest = folder.manifest()
+    return folder, manifest, model_id or manifest.top_model
+
+
+def locate_model(uri: str, storage_options: dict | None = None) -> tuple[str, str | None]:
+    """The run folder holding ``uri`` and the model it names (None: a run folder, so its top model)."""
+    stripped = uri.rstrip("/")
+    parent, _, model_id = stripped.rpartition("/")
+    run, _, models = parent.rpartition("/") if "/" in parent else ("", "", parent)
+    if models == "models" and not RunFolder(stripped, storage_options).exists(MANIFEST):
+        return run or ".", model_id
+    return stripped, None
+
+
+def verified_model_files(folder: RunFolder, manifest: Manifest, model_id: str) -> dict[str, bytes]:
+    """Every file ``manifest`` lists in the model's folder, each checked against its SHA-256 (by name in the folder)."""
+    if model_id not in manifest.models:
+        raise IntegrityError(f"{folder.url(model_file(model_id))} is not a model of the run: {folder.url(MANIFEST)} "
+                             f"does not list {model_id!r} (its models: {', '.join(manifest.models)}); files left by "
+                             "an interrupted run are never loaded")
+    prefix = model_file(model_id, "")
+    files = {name.removeprefix(prefix): folder.read(name, manifest) for name in manifest.files
+             if name.startswith(prefix)}
+    if MODEL_FILE not in files:
+        raise IntegrityError(f"{folder.url(MANIFEST)} lists model {model_id!r} but not its {MODEL_FILE}")
+    return files
+
+
+def load_published_model(folder: RunFolder, manifest: Manifest, model_id: str) -> ClusterModel:
+    """The model ``model_id`` of the run in ``folder``, every file of it checked against ``manifest`` before
+    unpickling."""
+    files = verified_model_files(folder, manifest, model_id)
+    model = joblib.load(io.BytesIO(files[MODEL_FILE]))
+    if LABELS_FILE in files:
+        labels = json.loads(files[LABELS_FILE])["labels"]
         model.set_params(labels={int(raw): int(stable) for raw, stable in labels.items()})
     return model

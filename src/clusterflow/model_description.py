@@ -20,8 +20,7 @@ import numpy as np
 
 from .algorithms import NOISE, REGISTRY
 from .errors import InputValidationError, Problem
-
-BLUEPRINT_FILE = "blueprint.json"
+from .run_folder import BLUEPRINT_FILE, model_file
 HIDDEN_SETTINGS = frozenset({"verbose", "verbose_interval", "copy_x", "copy", "warm_start", "memory"})
 LISTED_LEVELS = 8  # one-hot levels named per categorical column
 NOT_FEATURIZED_WHY = {"id": "not a feature; carried into the outputs as the row id",
@@ -74,30 +73,30 @@ def blueprint_file(model, model_id: str, reasons: dict[str, str] | None = None, 
     return json.dumps(describe_model(model, model_id, reasons, train_rows), indent=2).encode()
 
 
-def check_model_id(manifest: dict, model_id: str) -> None:
-    """Refuse a model id the run does not have, listing the ones it has."""
-    if model_id not in manifest["models"]:
+def check_model_id(manifest, model_id: str) -> None:
+    """Refuse a model id the run (its :class:`~clusterflow.run_folder.Manifest`) does not have, listing the ones it has."""
+    if model_id not in manifest.models:
         raise InputValidationError([Problem(rule=f"the run has no model {model_id!r}",
-                                            hint=f"models are: {', '.join(manifest['models'])}")])
+                                            hint=f"models are: {', '.join(manifest.models)}")])
 
 
-def run_blueprint(folder, manifest: dict, model_id: str | None = None, model=None) -> dict:
+def run_blueprint(folder, manifest, model_id: str | None = None, model=None) -> dict:
     """The blueprint of a published run's model (default: its top model).
 
     Read from ``models/<model_id>/blueprint.json``; a run published before blueprints
     existed gets it described from its fitted model (``model``, or loaded from the run).
     """
-    model_id = model_id or manifest["top_model"]
+    model_id = model_id or manifest.top_model
     check_model_id(manifest, model_id)
-    path = f"models/{model_id}/{BLUEPRINT_FILE}"
-    if folder.exists(path):
-        return json.loads(folder.get(path))
+    path = model_file(model_id, BLUEPRINT_FILE)
+    if path in manifest.files:
+        return folder.read_json(path, manifest)
     if model is None:
-        from .model import load_model
+        from .model import load_published_model
 
-        model = load_model(folder.url(f"models/{model_id}"), folder.storage_options)
-    return describe_model(model, model_id, {r["column"]: r["reason"] for r in manifest["roles"]},
-                          manifest["partition"]["train_rows"])
+        model = load_published_model(folder, manifest, model_id)
+    return describe_model(model, model_id, {r["column"]: r["reason"] for r in manifest.roles},
+                          manifest.partition.train_rows)
 
 
 def shown_settings(estimator, changed_only: bool = False) -> dict:

@@ -1,8 +1,6 @@
 """Score new tables with a published model: in memory, or over Dask partitions when large."""
 from __future__ import annotations
 
-import os
-
 import dask
 import dask.dataframe as dd
 import fsspec
@@ -13,7 +11,7 @@ from .errors import RunExistsError
 from .modalities.image import image_root_of
 from .model import ClusterModel
 from .roles import RoleDecision
-from .storage import RunFolder, frame_to_parquet_bytes, read_table, table_format
+from .storage import frame_to_parquet_bytes, read_table, table_format, write_whole
 from .validation import validate_input
 
 PARTITIONED_ABOVE_BYTES = 256 * 2**20
@@ -42,10 +40,7 @@ def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_optio
                              on_bad_image)
     assignments = model.assign(frame)
     fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
-    parent = os.path.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    fs.pipe_file(path, frame_to_parquet_bytes(assignments))
+    write_whole(fs, path, frame_to_parquet_bytes(assignments))
     return len(assignments)
 
 
@@ -67,8 +62,8 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
     Rows keep their 0-based position in the whole table (``row_id`` and error reports),
     so the output equals the in-memory path's. Returns the row count.
     """
-    out = RunFolder(out_uri, storage_options)
-    if out.fs.exists(out.path):
+    fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
+    if fs.exists(path):
         raise RunExistsError(f"{out_uri} exists; partitioned predictions never overwrite: choose another --out")
     frame = read_partitioned(data_uri, blocksize, storage_options)
     lengths = frame.map_partitions(len).compute()

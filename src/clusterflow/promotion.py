@@ -1,8 +1,8 @@
 """The promoted model of a dataset: a small pointer object, replaced with one write.
 
 ``<runs root>/datasets/<dataset>/promoted.json`` names the run and the model that
-``predict`` uses when it is given a dataset instead of a model. Writing it is one
-``pipe`` (one PUT on S3), so a reader sees the old pointer or the new one, never a mix.
+``predict`` uses when it is given a dataset instead of a model. It is written whole (one
+PUT on S3, a rename elsewhere), so a reader sees the old pointer or the new one, never a mix.
 """
 from __future__ import annotations
 
@@ -15,11 +15,9 @@ from dataclasses import asdict, dataclass, field
 import fsspec
 
 from .errors import InputValidationError, Problem, RunNotFoundError
-from .model import LABELS_FILE, SCHEMA_FILE
-from .runs import dataset_name, read_leaderboard
-from .storage import RunFolder
-
-PROMOTED = "promoted.json"
+from .run_folder import LABELS_FILE, PROMOTED, SCHEMA_FILE, Manifest, RunFolder, model_file, model_folder
+from .runs import dataset_name
+from .storage import write_whole
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class Promotion:
 
     @property
     def model_uri(self) -> str:
-        return f"{self.run_uri.rstrip('/')}/models/{self.model_id}"
+        return f"{self.run_uri.rstrip('/')}/{model_folder(self.model_id)}"
 
 
 def runs_root_of(run_uri: str) -> str:
@@ -71,30 +69,29 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     """
     folder = RunFolder(run_uri, storage_options)
     manifest = folder.manifest()
-    if model_id not in manifest["models"]:
-        raise InputValidationError([Problem(rule=f"run {manifest['run_id']} has no model {model_id!r}",
-                                            hint=f"choose one of {', '.join(manifest['models'])}")])
-    dataset = dataset or manifest.get("dataset") or dataset_name(manifest["input"]["uri"])
+    if model_id not in manifest.models:
+        raise InputValidationError([Problem(rule=f"run {manifest.run_id} has no model {model_id!r}",
+                                            hint=f"choose one of {', '.join(manifest.models)}")])
+    dataset = dataset or manifest.dataset or dataset_name(manifest.input.uri)
     runs_root = runs_root or runs_root_of(run_uri)
-    board = read_leaderboard(folder).set_index("model_id")
+    board = folder.leaderboard(manifest).set_index("model_id")
     silhouette = float(board.loc[model_id, "silhouette"])
-    clusters = _cluster_ids(folder, model_id)
+    clusters = _cluster_ids(folder, manifest, model_id)
     previous = read_promoted(runs_root, dataset, storage_options)
     next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])
     promotion = Promotion(dataset, run_uri, model_id, None if math.isnan(silhouette) else silhouette, clusters,
                           next_id, reasons or ["promoted by hand"],
                           dt.datetime.now(dt.timezone.utc).isoformat())
     fs, path = fsspec.core.url_to_fs(pointer_uri(runs_root, dataset), **(storage_options or {}))
-    fs.makedirs(posixpath.dirname(path), exist_ok=True)
-    fs.pipe_file(path, json.dumps(asdict(promotion), indent=2).encode())
+    write_whole(fs, path, json.dumps(asdict(promotion), indent=2).encode())
     return promotion
 
 
-def _cluster_ids(folder: RunFolder, model_id: str) -> list[int]:
+def _cluster_ids(folder: RunFolder, manifest: Manifest, model_id: str) -> list[int]:
     """The ids a published model reports: its clusters, through its ``labels.json`` when it has one."""
-    clusters = json.loads(folder.get(f"models/{model_id}/{SCHEMA_FILE}"))["clusters"]
-    labels_path = f"models/{model_id}/{LABELS_FILE}"
-    labels = json.loads(folder.get(labels_path))["labels"] if folder.exists(labels_path) else {}
+    clusters = folder.read_json(model_file(model_id, SCHEMA_FILE), manifest)["clusters"]
+    labels_path = model_file(model_id, LABELS_FILE)
+    labels = folder.read_json(labels_path, manifest)["labels"] if labels_path in manifest.files else {}
     return sorted(int(labels.get(str(c), c)) for c in clusters)
 
 

@@ -11,7 +11,6 @@ the adjusted Rand index of the two assignments of the same rows.
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -26,10 +25,9 @@ from .algorithms import NOISE
 from .errors import InputValidationError
 from .model import labels_file, load_model
 from .promotion import Promotion, read_promoted
-from .runs import read_leaderboard
-from .storage import RunFolder, frame_to_parquet_bytes, read_table
-
-RECLUSTER = "recluster.json"
+from .run_folder import (ASSIGNMENTS, LABELS_FILE, RECLUSTER, SCHEMA_FILE, Manifest, ReclusterRecord, RunFolder,
+                         RunLock, model_file)
+from .storage import frame_to_parquet_bytes, read_table
 
 
 @dataclass
@@ -182,19 +180,19 @@ def compare_with_promoted(run_uri: str, runs_root: str, dataset: str, policy: Pr
     policy = policy or PromotionPolicy()
     folder = RunFolder(run_uri, storage_options)
     manifest = folder.manifest()
-    top = manifest["top_model"]
-    silhouette = float(read_leaderboard(folder).set_index("model_id").loc[top, "silhouette"])
+    top = manifest.top_model
+    silhouette = float(folder.leaderboard(manifest).set_index("model_id").loc[top, "silhouette"])
     silhouette = None if math.isnan(silhouette) else silhouette
-    new_clusters = json.loads(folder.get(f"models/{top}/schema.json"))["clusters"]
+    new_clusters = folder.read_json(model_file(top, SCHEMA_FILE), manifest)["clusters"]
     promoted = read_promoted(runs_root, dataset, storage_options)
     changes, problem = None, None
     if promoted is None:
         labels = {int(c): int(c) for c in new_clusters}
         next_id = max(new_clusters, default=-1) + 1
     else:
-        new = pd.read_parquet(io.BytesIO(folder.get("assignments.parquet")))["cluster"].to_numpy()
+        new = folder.assignments(manifest)["cluster"].to_numpy()
         old_model = load_model(promoted.model_uri, storage_options)
-        frame = read_table(manifest["input"]["uri"], storage_options)
+        frame = read_table(manifest.input.uri, storage_options)
         try:
             Z = old_model.transform(frame)
         except InputValidationError as exc:
@@ -204,7 +202,8 @@ def compare_with_promoted(run_uri: str, runs_root: str, dataset: str, policy: Pr
             next_id = max([promoted.next_cluster_id, *(c + 1 for c in new_clusters)])
         else:
             old = old_model.assignments(frame, Z)["cluster"].to_numpy()
-            known = np.load(io.BytesIO(RunFolder(promoted.run_uri, storage_options).get("features/train.npy")))
+            promoted_run = RunFolder(promoted.run_uri, storage_options)
+            known = promoted_run.features(promoted_run.manifest()).X_train
             novel = novel_rows(Z, known)
             matched = match_clusters(np.where(novel, NOISE, old), new, old_model.clusters_, new_clusters,
                                      promoted.next_cluster_id)
@@ -219,23 +218,23 @@ def compare_with_promoted(run_uri: str, runs_root: str, dataset: str, policy: Pr
                            asdict(promoted) if promoted else None, changes)
 
 
-def publish_recluster(report: ReclusterReport, storage_options: dict | None = None) -> dict:
+def publish_recluster(report: ReclusterReport, lock: RunLock, storage_options: dict | None = None) -> Manifest:
     """Give the run's top model its stable cluster ids and record the comparison in the run.
 
     Writes ``models/<top>/labels.json``, the relabelled ``assignments.parquet`` and
-    ``recluster.json``, then the run's next manifest revision (the previous files stay
-    under ``history/``). Returns the new manifest.
+    ``recluster.json``, then commits the run's next revision (the caller holds the run's
+    ``lock``). Returns the new manifest.
     """
     folder = RunFolder(report.run_uri, storage_options)
     manifest = folder.manifest()
-    assignments = relabel_assignments(pd.read_parquet(io.BytesIO(folder.get("assignments.parquet"))), report.labels)
-    summary = {"dataset": report.dataset, "promoted": report.promote, "reasons": report.reasons,
-               "previous": report.previous and {k: report.previous[k] for k in ("run_uri", "model_id")},
-               "report": RECLUSTER}
-    return folder.republish({f"models/{report.model_id}/labels.json": labels_file(report.labels),
-                             "assignments.parquet": frame_to_parquet_bytes(assignments),
-                             RECLUSTER: report.to_json()},
-                            {**manifest, "dataset": report.dataset, "recluster": summary})
+    assignments = relabel_assignments(folder.assignments(manifest), report.labels)
+    summary = ReclusterRecord(dataset=report.dataset, promoted=report.promote, reasons=report.reasons,
+                              previous=report.previous and {k: report.previous[k] for k in ("run_uri", "model_id")},
+                              report=RECLUSTER)
+    draft = folder.stage(manifest.next_revision(dataset=report.dataset, recluster=summary),
+                         {model_file(report.model_id, LABELS_FILE): labels_file(report.labels),
+                          ASSIGNMENTS: frame_to_parquet_bytes(assignments), RECLUSTER: report.to_json()})
+    return folder.commit(draft, lock)
 
 
 def relabel_assignments(frame: pd.DataFrame, labels: dict[int, int]) -> pd.DataFrame:

@@ -4,15 +4,14 @@ Nothing is featurized or reduced again: the run's reduced train and validation
 matrices (``features/``) are the input of the new fits, and the fitted featurizer
 and reducer come from a model the run already published. The new models join the
 run folder, and the leaderboard, assignments and manifest are republished as the
-run's next revision (:meth:`RunFolder.republish`).
+run's next revision, committed only if no other change landed meanwhile (the caller
+holds the run's lock: :meth:`RunFolder.locked`).
 """
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from .parameters import check_k_values
@@ -20,11 +19,11 @@ from .parameters import check_k_values
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
 from .leaderboard import extend_leaderboard, top_model_id
-from .model import ROW_ID, ClusterModel, load_model
-from .model_description import BLUEPRINT_FILE, blueprint_file
-from .partition import Partition
-from .runs import full_matrix, read_leaderboard
-from .storage import RunFolder, frame_to_parquet_bytes
+from .model import ROW_ID, ClusterModel, load_published_model
+from .model_description import blueprint_file
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, FeatureCache, Manifest, RerunRecord, RunFolder,
+                         RunLock, model_file)
+from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec
 
 
@@ -33,48 +32,42 @@ class CachedRun:
     """What a rerun needs from a published run: its manifest, leaderboard and cached features."""
 
     uri: str
-    manifest: dict
+    manifest: Manifest
     leaderboard: pd.DataFrame
-    partition: Partition
-    X_train: np.ndarray
-    X_validation: np.ndarray
+    features: FeatureCache
     featurizer: object
     reducer: object
     row_ids: pd.DataFrame
 
 
 def load_cached_run(run_uri: str, storage_options: dict | None = None) -> CachedRun:
-    """Read a published run's manifest, leaderboard, feature cache and fitted featurizer + reducer."""
+    """Read a published run's manifest, leaderboard, feature cache and fitted featurizer + reducer (all verified)."""
     folder = RunFolder(run_uri, storage_options)
     manifest = folder.manifest()
-    partition = np.load(io.BytesIO(folder.get("features/partition.npz")))
-    any_model = load_model(folder.url(f"models/{manifest['top_model']}"), storage_options)
-    row_ids = pd.read_parquet(io.BytesIO(folder.get("assignments.parquet")), columns=[manifest["id_column"] or ROW_ID])
-    return CachedRun(run_uri, manifest, read_leaderboard(folder),
-                     Partition(train=partition["train"], validation=partition["validation"]),
-                     np.load(io.BytesIO(folder.get("features/train.npy"))),
-                     np.load(io.BytesIO(folder.get("features/validation.npy"))),
+    any_model = load_published_model(folder, manifest, manifest.top_model)
+    row_ids = folder.assignments(manifest, columns=[manifest.id_column or ROW_ID])
+    return CachedRun(run_uri, manifest, folder.leaderboard(manifest), folder.features(manifest),
                      any_model.featurizer, any_model.reducer, row_ids)
 
 
 def rerun_specs(cached: CachedRun, k_values: list[int], model_id: str | None = None) -> list[CandidateSpec]:
     """The candidates of a rerun: the new ``k_values`` for ``model_id``'s algorithm, or for every
     k-taking algorithm of the run. Models the run already has are not trained again."""
-    k_values = check_k_values(k_values, len(cached.partition.train))
+    k_values = check_k_values(k_values, len(cached.features.partition.train))
     manifest = cached.manifest
     if model_id is not None:
         known = cached.leaderboard.set_index("model_id")
         if model_id not in known.index:
-            raise InputValidationError([Problem(rule=f"run {manifest['run_id']} has no model {model_id!r}",
+            raise InputValidationError([Problem(rule=f"run {manifest.run_id} has no model {model_id!r}",
                                                 hint=f"choose one of {', '.join(known.index)}")])
         algorithms = [known.loc[model_id, "algorithm"]]
     else:
-        algorithms = manifest["algorithms"]
+        algorithms = manifest.algorithms
     algorithms = [a for a in algorithms if REGISTRY[a].takes_k]
     if not algorithms:
         raise InputValidationError([Problem(rule=f"{model_id or 'the run'} has no algorithm that takes a cluster "
                                                  "count", hint="rerun a k-means, Gaussian mixture or Ward model")])
-    seed = manifest["parameters"]["seed"]
+    seed = manifest.parameters["seed"]
     specs = [CandidateSpec(a, k, seed) for a in algorithms for k in k_values]
     new = [s for s in specs if s.model_id not in set(cached.leaderboard["model_id"])]
     if not new:
@@ -84,34 +77,37 @@ def rerun_specs(cached: CachedRun, k_values: list[int], model_id: str | None = N
     return new
 
 
-def write_rerun(cached: CachedRun, results: list[CandidateResult], storage_options: dict | None = None) -> dict:
-    """Publish the rerun's models into the run: model files, then leaderboard and assignments,
-    then the manifest. Returns the new manifest."""
+def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock,
+                storage_options: dict | None = None) -> Manifest:
+    """Publish the rerun's models into the run as its next revision: model files, then leaderboard and
+    assignments, then the manifest (only if the run is still at the revision the rerun read). Returns it."""
     folder = RunFolder(cached.uri, storage_options)
     manifest = cached.manifest
-    roles = {d["column"]: d["role"] for d in manifest["roles"]}
-    trained = {r.spec.model_id: ClusterModel.from_fitted(cached.featurizer, cached.reducer, r.clusterer, roles,
-                                                         manifest["id_column"]) for r in results if r.ok}
-    files: dict[str, bytes | str] = {
-        f"models/{model_id}/{name}": data for model_id, model in trained.items() for name, data in model.to_files().items()
-    }
-    reasons = {d["column"]: d["reason"] for d in manifest["roles"]}
-    files.update({f"models/{model_id}/{BLUEPRINT_FILE}": blueprint_file(model, model_id, reasons, len(cached.X_train))
+    trained = {r.spec.model_id: ClusterModel.from_fitted(cached.featurizer, cached.reducer, r.clusterer,
+                                                         manifest.role_of, manifest.id_column)
+               for r in results if r.ok}
+    files: dict[str, bytes | str] = {model_file(model_id, name): data for model_id, model in trained.items()
+                                     for name, data in model.to_files().items()}
+    reasons = {d["column"]: d["reason"] for d in manifest.roles}
+    train_rows = len(cached.features.X_train)
+    files.update({model_file(model_id, BLUEPRINT_FILE): blueprint_file(model, model_id, reasons, train_rows)
                   for model_id, model in trained.items()})
     board = extend_leaderboard(cached.leaderboard, results)
     top = top_model_id(board)
-    files["leaderboard.csv"] = board.to_csv(index=False)
-    if top != manifest["top_model"]:
-        files["assignments.parquet"] = frame_to_parquet_bytes(trained[top].assignments(cached.row_ids, full_matrix(cached)))
+    files[LEADERBOARD] = board.to_csv(index=False)
+    if top != manifest.top_model:
+        files[ASSIGNMENTS] = frame_to_parquet_bytes(trained[top].assignments(cached.row_ids,
+                                                                             cached.features.full_matrix()))
     failed = {r.spec.model_id: r.error for r in results if not r.ok}
-    record = {"at": dt.datetime.now(dt.timezone.utc).isoformat(),
-              "k_values": sorted({r.spec.k for r in results}), "algorithms": sorted({r.spec.algorithm for r in results}),
-              "added_models": sorted(trained), "failed_models": failed, "top_model_before": manifest["top_model"]}
-    return folder.republish(files, {
-        **manifest,
-        "top_model": top,
-        "models": sorted({*manifest["models"], *trained}),
-        "k_values": sorted({*manifest["k_values"], *(r.spec.k for r in results)}),
-        "failed_models": {**manifest["failed_models"], **failed},
-        "reruns": [*manifest.get("reruns", []), record],
-    })
+    record = RerunRecord(at=dt.datetime.now(dt.timezone.utc).isoformat(),
+                         k_values=sorted({r.spec.k for r in results}),
+                         algorithms=sorted({r.spec.algorithm for r in results}),
+                         added_models=sorted(trained), failed_models=failed, top_model_before=manifest.top_model)
+    draft = manifest.next_revision(
+        top_model=top,
+        models=sorted({*manifest.models, *trained}),
+        k_values=sorted({*manifest.k_values, *(r.spec.k for r in results)}),
+        failed_models={**manifest.failed_models, **failed},
+        reruns=[*manifest.reruns, record],
+    )
+    return folder.commit(folder.stage(draft, files), lock)

@@ -5,7 +5,6 @@ The Prefect tasks in ``tasks/`` call these; nothing here knows about Prefect.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import os
 import platform
@@ -30,10 +29,12 @@ from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
 from .leaderboard import build_leaderboard, top_model_id
 from .model import ClusterModel
-from .model_description import BLUEPRINT_FILE, blueprint_file, blueprint_tree, markdown_tree
+from .model_description import blueprint_file, blueprint_tree, markdown_tree
 from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
-from .storage import RunFolder, frame_to_parquet_bytes
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, FeatureCache, FeaturesRecord, InputRecord, Manifest,
+                         PartitionRecord, RunFolder, RunLock, model_file)
+from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 
 DEFAULT_RUNS_ROOT = "clusterflow-runs"
@@ -120,19 +121,14 @@ def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:
     return summary
 
 
+def feature_cache(prepared: PreparedData) -> FeatureCache:
+    """The reduced matrices and the partition, as the run folder keeps them under ``features/``."""
+    return FeatureCache(prepared.partition, prepared.X_train, prepared.X_validation)
+
+
 def full_matrix(prepared: PreparedData) -> np.ndarray:
-    """The reduced matrix of every input row, in input order (from the cached partitions)."""
-    n = len(prepared.partition.train) + len(prepared.partition.validation)
-    X = np.empty((n, prepared.X_train.shape[1]))
-    X[prepared.partition.train] = prepared.X_train
-    X[prepared.partition.validation] = prepared.X_validation
-    return X
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
+    """The reduced matrix of every input row, in input order."""
+    return feature_cache(prepared).full_matrix()
 
 
 def fit_candidates(prepared: PreparedData, silhouette_sample: int, *, n_jobs: int | None = None,
@@ -161,8 +157,8 @@ def rank_candidates(inputs: RunInputs, prepared: PreparedData,
 
 
 def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
-                    results: list[CandidateResult], params: RunParameters) -> dict:
-    """Write models, leaderboard, assignments and feature cache; return the manifest, not yet written.
+                    results: list[CandidateResult], params: RunParameters) -> Manifest:
+    """Write models, leaderboard, assignments and feature cache; return the manifest listing them, not yet committed.
 
     The run becomes visible only when :func:`commit_run` writes the manifest, after
     every other file of the run (insights and report included) is in place.
@@ -170,56 +166,47 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
     started = time.perf_counter()
     board, top, models = rank_candidates(inputs, prepared, results)
     reasons = {d.column: d.reason for d in inputs.decisions}
+    files: dict[str, bytes | str] = {}
     for model_id, model in models.items():
-        for name, data in model.to_files().items():
-            folder.put(f"models/{model_id}/{name}", data)
-        folder.put(f"models/{model_id}/{BLUEPRINT_FILE}",
-                   blueprint_file(model, model_id, reasons, len(prepared.partition.train)))
-    folder.put("leaderboard.csv", board.to_csv(index=False))
-    assignments = models[top].assignments(inputs.frame, full_matrix(prepared))
-    folder.put("assignments.parquet", frame_to_parquet_bytes(assignments))
-    folder.put("features/train.npy", npy_bytes(prepared.X_train))
-    folder.put("features/validation.npy", npy_bytes(prepared.X_validation))
-    folder.put("features/partition.npz", _partition_bytes(prepared.partition))
-    manifest = {
-        "run_id": run_id, "status": "written",
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "input": {"uri": inputs.data_uri, "sha256": inputs.sha256, "rows": len(inputs.frame),
-                  "columns": len(inputs.frame.columns)},
-        "roles": [d.as_dict() for d in inputs.decisions],
-        "dropped_columns": [d.as_dict() for d in inputs.decisions if d.role == "ignore"],
-        "columns": [r.as_dict() for r in column_reports(inputs.frame, inputs.decisions, prepared.featurizer)],
-        "id_column": inputs.id_column,
-        "parameters": params.model_dump(),
-        "k_values": prepared.k_values,
-        "algorithms": sorted({s.algorithm for s in prepared.specs}),
-        "partition": {"train_rows": len(prepared.partition.train),
-                      "validation_rows": len(prepared.partition.validation), "seed": params.seed},
-        "features": {"featurized_width": prepared.featurized_width, "reduced_width": prepared.X_train.shape[1],
-                     "reducer": type(prepared.reducer).__name__ if prepared.reducer != "passthrough" else None,
-                     "blocks": block_summary(inputs, prepared)},
-        "top_model": top,
-        "models": sorted(models),
-        "failed_models": {r.spec.model_id: r.error for r in results if not r.ok},
-        "timings_seconds": {"load_and_validate": inputs.seconds, "featurize": prepared.seconds,
-                            "train_and_score": float(np.nansum([r.fit_seconds + r.score_seconds for r in results])),
-                            "write": time.perf_counter() - started},
-        "versions": {"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
-    }
-    return manifest
+        files.update({model_file(model_id, name): data for name, data in model.to_files().items()})
+        files[model_file(model_id, BLUEPRINT_FILE)] = blueprint_file(model, model_id, reasons,
+                                                                    len(prepared.partition.train))
+    features = feature_cache(prepared)
+    files[LEADERBOARD] = board.to_csv(index=False)
+    files[ASSIGNMENTS] = frame_to_parquet_bytes(models[top].assignments(inputs.frame, features.full_matrix()))
+    files.update(features.files())
+    draft = Manifest(
+        run_id=run_id,
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
+        input=InputRecord(uri=inputs.data_uri, sha256=inputs.sha256, rows=len(inputs.frame),
+                          columns=len(inputs.frame.columns)),
+        roles=[d.as_dict() for d in inputs.decisions],
+        dropped_columns=[d.as_dict() for d in inputs.decisions if d.role == "ignore"],
+        columns=[r.as_dict() for r in column_reports(inputs.frame, inputs.decisions, prepared.featurizer)],
+        id_column=inputs.id_column,
+        parameters=params.model_dump(),
+        k_values=prepared.k_values,
+        algorithms=sorted({s.algorithm for s in prepared.specs}),
+        partition=PartitionRecord(train_rows=len(prepared.partition.train),
+                                  validation_rows=len(prepared.partition.validation), seed=params.seed),
+        features=FeaturesRecord(featurized_width=prepared.featurized_width, reduced_width=prepared.X_train.shape[1],
+                                reducer=type(prepared.reducer).__name__ if prepared.reducer != "passthrough" else None,
+                                blocks=block_summary(inputs, prepared)),
+        top_model=top,
+        models=sorted(models),
+        failed_models={r.spec.model_id: r.error for r in results if not r.ok},
+        timings_seconds={"load_and_validate": inputs.seconds, "featurize": prepared.seconds,
+                         "train_and_score": float(np.nansum([r.fit_seconds + r.score_seconds for r in results]))},
+        versions={"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
+    )
+    draft = folder.stage(draft, files)
+    return draft.model_copy(update={"timings_seconds": {**draft.timings_seconds,
+                                                        "write": time.perf_counter() - started}})
 
 
-def commit_run(folder: RunFolder, manifest: dict) -> dict:
+def commit_run(folder: RunFolder, draft: Manifest, lock: RunLock | None = None) -> Manifest:
     """Publish the run: write its manifest, the last write, with status 'complete'."""
-    manifest = {**manifest, "status": "complete", "committed_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-    folder.commit(manifest)
-    return manifest
-
-
-def _partition_bytes(partition: Partition) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, train=partition.train, validation=partition.validation)
-    return buffer.getvalue()
+    return folder.commit(draft, lock)
 
 
 def _version(package: str) -> str | None:
@@ -229,23 +216,19 @@ def _version(package: str) -> str | None:
         return None
 
 
-def read_leaderboard(folder: RunFolder) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
-
-
-def summary_markdown(manifest: dict, board: pd.DataFrame, blueprint: dict | None = None) -> str:
+def summary_markdown(manifest: Manifest, board: pd.DataFrame, blueprint: dict | None = None) -> str:
     """A short markdown summary of a published run (for the Prefect UI), with the top model's ``blueprint``."""
     top = board.iloc[0]
-    dropped = "".join(f"\n- `{d['column']}`: {d['reason']}" for d in manifest["dropped_columns"]) or "\n- none"
-    failed = "".join(f"\n- `{m}`: {e}" for m, e in manifest["failed_models"].items()) or "\n- none"
+    dropped = "".join(f"\n- `{d['column']}`: {d['reason']}" for d in manifest.dropped_columns) or "\n- none"
+    failed = "".join(f"\n- `{m}`: {e}" for m, e in manifest.failed_models.items()) or "\n- none"
     return (
-        f"# clusterflow run `{manifest['run_id']}`\n\n"
-        f"Input `{manifest['input']['uri']}`: {manifest['input']['rows']:,} rows, "
-        f"{manifest['input']['columns']} columns.\n\n"
+        f"# clusterflow run `{manifest.run_id}`\n\n"
+        f"Input `{manifest.input.uri}`: {manifest.input.rows:,} rows, "
+        f"{manifest.input.columns} columns.\n\n"
         f"Top model **{top['model_id']}**: {top['clusters']} clusters, silhouette {top['silhouette']:.3f} "
         f"(of {len(board)} candidates).\n\n"
         f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n\n"
-        f"## Columns\n\n{markdown_column_table(manifest['columns'])}\n"
+        f"## Columns\n\n{markdown_column_table(manifest.columns)}\n"
         + (f"\n## Blueprint\n\n{markdown_tree(blueprint_tree(blueprint, max_columns=8))}" if blueprint else "")
     )
 

@@ -189,6 +189,9 @@ def agreement_with_planted(run_uri: str, labels: pd.Series) -> float:
     """Adjusted Rand index between a run's published assignments and planted labels (indexed by id)."""
     from sklearn.metrics import adjusted_rand_score
 
-    assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
+    from .run_folder import RunFolder
+
+    folder = RunFolder(run_uri)
+    assignments = folder.assignments(folder.manifest())
     id_column = assignments.columns[0]
     return float(adjusted_rand_score(labels.loc[assignments[id_column]].to_numpy(), assignments["cluster"]))

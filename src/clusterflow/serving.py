@@ -33,7 +33,7 @@ from .model import ROW_ID, ClusterModel, load_model
 from .modalities.image import prepare_image_columns
 from .promotion import Promotion, read_promoted
 from .roles import RoleDecision
-from .storage import RunFolder
+from .run_folder import RunFolder
 from .validation import validate_table
 
 logger = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class ModelSource:
         model = load_model(model_uri, self.storage_options)
         uri = model_uri.rstrip("/")
         if "/models/" not in uri:  # a run folder: name the model it resolved to
-            uri = f"{uri}/models/{RunFolder(uri, self.storage_options).manifest()['top_model']}"
+            uri = f"{uri}/models/{RunFolder(uri, self.storage_options).manifest().top_model}"
         return ServedModel(model, uri, promotion)
 
     def _load_promotion(self, promotion: Promotion) -> ServedModel:

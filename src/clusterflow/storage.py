@@ -1,31 +1,31 @@
-"""Reading tables and publishing run folders on any fsspec location (local or s3://).
+"""Reading tables, and writing single objects all-or-nothing on any fsspec location (local or s3://).
 
-Publishing rule: every object is serialised completely in memory and then written
-with one ``pipe`` call (one PUT on S3, all-or-nothing), and ``manifest.json`` is
-written last. A folder without a complete manifest is not a run, so a failed or
-half-finished run never replaces a complete one.
+Every object is serialised completely in memory, then written so that a reader sees the
+old object or the new one, never a part: one PUT on S3 (all-or-nothing by itself), a
+temporary name in the same folder and a rename on local and other filesystems. Run folders
+build on these writes (:mod:`clusterflow.run_folder`).
 """
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import json
+import os
 import posixpath
 import re
 import sys
+import uuid
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
 
 import fsspec
 import numpy as np
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
-from .errors import InputValidationError, Problem, RunExistsError, RunNotFoundError
+from .errors import InputValidationError, Problem
 
-MANIFEST = "manifest.json"
 TABLE_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
                  ".ndjson": "jsonl", ".json": "json", ".xlsx": "excel"}
 DELIMITERS = ",;\t|"
@@ -225,87 +225,135 @@ def content_hash(uri: str, storage_options: dict | None = None) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class RunFolder:
-    """A run folder at a local path or fsspec URI."""
-
-    uri: str
-    storage_options: dict | None = None
-
-    def __post_init__(self) -> None:
-        self.fs, self.path = fsspec.core.url_to_fs(self.uri, **(self.storage_options or {}))
-
-    def _full(self, name: str) -> str:
-        return posixpath.join(self.path, name)
-
-    def is_published(self) -> bool:
-        """True when a complete run's manifest is there."""
-        self.fs.invalidate_cache()
-        return self.fs.exists(self._full(MANIFEST))
-
-    def ensure_unpublished(self) -> None:
-        """Raise :class:`RunExistsError` when the folder already holds a published run."""
-        if self.is_published():
-            raise RunExistsError(
-                f"{self.uri} already holds a published run; it is never overwritten. "
-                "Choose another --out (or leave it out for a new folder)."
-            )
-
-    def put(self, name: str, data: bytes | str) -> None:
-        """Write one object in a single call: it exists whole or not at all."""
-        if isinstance(data, str):
-            data = data.encode()
-        full = self._full(name)
-        parent = posixpath.dirname(full)
-        if parent:
-            self.fs.makedirs(parent, exist_ok=True)
-        self.fs.pipe_file(full, data)
-
-    def get(self, name: str) -> bytes:
-        return self.fs.cat_file(self._full(name))
-
-    def exists(self, name: str) -> bool:
-        return self.fs.exists(self._full(name))
-
-    def commit(self, manifest: dict[str, Any]) -> None:
-        """Write the manifest: the last write of a run, which makes it visible to readers."""
-        self.put(MANIFEST, json.dumps(manifest, indent=2, default=str))
-
-    def republish(self, files: dict[str, bytes | str], manifest: dict[str, Any]) -> dict[str, Any]:
-        """Add or replace files of a published run, then commit the next revision of its manifest.
-
-        Files are written in the given order (put new files before the ones that refer
-        to them) and the manifest last. A file that already exists is first copied to
-        ``history/<revision>/<name>``, so the revision the current manifest describes
-        stays recoverable whatever happens before the new manifest lands (a retry after
-        a partial attempt keeps the first copy, the one that revision describes).
-        """
-        revision = int(self.manifest().get("revision", 0))
-        for name, data in files.items():
-            kept = f"history/{revision}/{name}"
-            if self.exists(name) and not self.exists(kept):
-                self.put(kept, self.get(name))
-            self.put(name, data)
-        manifest = {**manifest, "status": "complete", "revision": revision + 1,
-                    "committed_at": datetime.now(timezone.utc).isoformat()}
-        self.commit(manifest)
-        return manifest
-
-    def manifest(self) -> dict[str, Any]:
-        """The manifest of a complete run, or :class:`RunNotFoundError`."""
-        if not self.is_published():
-            raise RunNotFoundError(f"no published run at {self.uri} (no {MANIFEST})")
-        manifest = json.loads(self.get(MANIFEST))
-        if manifest.get("status") != "complete":
-            raise RunNotFoundError(f"the run at {self.uri} is not complete (status {manifest.get('status')!r})")
-        return manifest
-
-    def url(self, name: str = "") -> str:
-        """A URI for ``name`` inside this folder, usable by fsspec."""
-        return self.uri.rstrip("/") + ("/" + name if name else "")
-
-
 def frame_to_parquet_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+def is_s3(fs: fsspec.AbstractFileSystem) -> bool:
+    return any(p in ("s3", "s3a") for p in ([fs.protocol] if isinstance(fs.protocol, str) else fs.protocol))
+
+
+def write_whole(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> None:
+    """Write one object so that readers see the old one or the new one, never a part of either."""
+    _make_parent(fs, path)
+    if is_s3(fs):
+        fs.pipe_file(path, data)
+        return
+    temporary = _temporary_name(path)
+    if isinstance(fs, LocalFileSystem):
+        _write_synced(temporary, data)
+        os.replace(temporary, path)
+        return
+    fs.pipe_file(temporary, data)
+    fs.mv(temporary, path)
+
+
+def create_new(fs: fsspec.AbstractFileSystem, path: str, data: bytes) -> bool:
+    """Create the object only if nothing is at ``path`` (atomically); False when something is.
+
+    S3: a PUT with ``If-None-Match: *``. Local: the complete file under a temporary name,
+    then a hard link to ``path`` (which fails when ``path`` exists), so no reader ever sees
+    a partly written object. Other filesystems: a look, then a write (two processes can both
+    succeed there).
+    """
+    _make_parent(fs, path)
+    if is_s3(fs):
+        try:
+            fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+    if not isinstance(fs, LocalFileSystem):  # no exclusive create known here: look, then write (not atomic)
+        if fs.exists(path):
+            return False
+        write_whole(fs, path, data)
+        return True
+    temporary = _temporary_name(path)
+    _write_synced(temporary, data)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+    return True
+
+
+def replace_if_unchanged(fs: fsspec.AbstractFileSystem, path: str, data: bytes, etag: str | None) -> bool:
+    """Replace the object at ``path`` only if it is still the version ``etag`` names (S3 ``If-Match``).
+
+    Elsewhere (no compare-and-swap): a whole-object write; the caller holds the run's lock.
+    Returns False when the object changed meanwhile.
+    """
+    if not is_s3(fs) or etag is None:
+        write_whole(fs, path, data)
+        return True
+    bucket, key, _ = fs.split_path(path)
+    try:
+        fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, IfMatch=etag)
+    except OSError as exc:  # s3fs turns 412 PreconditionFailed into EINVAL
+        if exc.errno == errno.EINVAL:
+            return False
+        raise
+    finally:
+        fs.invalidate_cache(path)
+    return True
+
+
+def delete_if_unchanged(fs: fsspec.AbstractFileSystem, path: str, etag: str | None, content: bytes) -> bool:
+    """Delete the object only if it is still the version read (``etag`` on S3, ``content`` elsewhere).
+
+    S3: a DELETE with ``If-Match``. Local: a rename to a unique name first (of two processes
+    only one can move it), then a look at what was moved: another version goes back.
+    Returns False when the object changed or is gone.
+    """
+    if is_s3(fs):
+        bucket, key, _ = fs.split_path(path)
+        try:
+            fs.call_s3("delete_object", Bucket=bucket, Key=key, **({"IfMatch": etag} if etag else {}))
+        except OSError:
+            return False
+        finally:
+            fs.invalidate_cache(path)
+        return True
+    moved = _temporary_name(path)
+    try:
+        fs.mv(path, moved)
+    except FileNotFoundError:
+        return False
+    same = fs.cat_file(moved) == content
+    if not same and isinstance(fs, LocalFileSystem):
+        try:
+            os.link(moved, path)
+        except FileExistsError:
+            pass
+    fs.rm_file(moved)
+    return same
+
+
+def etag_of(fs: fsspec.AbstractFileSystem, path: str) -> str | None:
+    """The object's version tag on S3 (None elsewhere)."""
+    if not is_s3(fs):
+        return None
+    fs.invalidate_cache(path)
+    return fs.info(path).get("ETag")
+
+
+def _make_parent(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    parent = posixpath.dirname(path)
+    if parent and not is_s3(fs):
+        fs.makedirs(parent, exist_ok=True)
+
+
+def _temporary_name(path: str) -> str:
+    folder, name = posixpath.split(path)
+    return posixpath.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def _write_synced(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +12,7 @@ from sklearn.metrics import adjusted_rand_score
 import clusterflow
 from clusterflow.errors import InputValidationError, RunExistsError
 from clusterflow.leaderboard import COLUMNS
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from flows.cluster import cluster
 from flows.predict import predict
 
@@ -39,8 +40,8 @@ def test_run_folder_has_the_contracted_outputs(customers_run):
     assert board["rank"].tolist() == list(range(1, len(board) + 1))
     assert board["silhouette"].is_monotonic_decreasing
     assert set(board["algorithm"]) == {"kmeans", "gmm", "ward", "hdbscan"}
-    assert manifest["top_model"] == board.iloc[0]["model_id"]
-    assert manifest["id_column"] == "customer_id"
+    assert manifest.top_model == board.iloc[0]["model_id"]
+    assert manifest.id_column == "customer_id"
     for model_id in board["model_id"]:
         assert folder.exists(f"models/{model_id}/model.joblib")
     assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
@@ -98,10 +99,11 @@ def test_partitioned_predict_equals_in_memory(customers_run, tmp_path, dask_addr
 
 def test_published_run_is_never_overwritten(customers_run):
     run_uri, _ = customers_run
-    before = RunFolder(run_uri).get("manifest.json")
+    manifest = Path(run_uri, "manifest.json")
+    before = manifest.read_bytes()
     with pytest.raises(RunExistsError):
         cluster(data=json.loads(before)["input"]["uri"], out=run_uri)
-    assert RunFolder(run_uri).get("manifest.json") == before
+    assert manifest.read_bytes() == before
 
 
 class _FailsForLargeK:
@@ -146,7 +148,7 @@ def test_failed_candidates_are_leaderboard_rows(customers_csv, tmp_path, in_proc
     assert board.loc["fragile-k4", "error"] == "ValueError: cannot fit 4 clusters"
     assert board.loc["fragile-k4", "rank"] == len(board)
     assert (board.drop(index="fragile-k4")["status"] == "ok").all()
-    assert RunFolder(run_uri).manifest()["failed_models"] == {"fragile-k4": "ValueError: cannot fit 4 clusters"}
+    assert RunFolder(run_uri).manifest().failed_models == {"fragile-k4": "ValueError: cannot fit 4 clusters"}
 
 
 def test_run_fails_only_when_every_candidate_fails_and_publishes_nothing(customers_csv, tmp_path, in_process_dask,
@@ -180,7 +182,7 @@ def test_train_matrix_over_the_broadcast_budget_is_spread_over_the_workers(custo
     run_uri = cluster(data=data, out=str(tmp_path / "run"), k=[4], algorithms=["kmeans", "gmm"],
                       dask_address=dask_address, max_broadcast_bytes=8_000)
     board = pd.read_csv(f"{run_uri}/leaderboard.csv").set_index("model_id")
-    train_rows = RunFolder(run_uri).manifest()["partition"]["train_rows"]
+    train_rows = RunFolder(run_uri).manifest().partition.train_rows
     assert board.loc["kmeans-k4", "fit_rows"] == train_rows  # dask-ml k-means on the whole spread matrix
     assert board.loc["gmm-k4", "fit_rows"] < train_rows and "sample" in board.loc["gmm-k4", "note"]
     assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").assign(pd.read_csv(data))

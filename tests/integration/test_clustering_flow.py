@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 import clusterflow
-from clusterflow.storage import RunFolder, read_table
+from clusterflow.run_folder import RunFolder
+from clusterflow.storage import read_table
 from flows.cli import main
 from flows.cluster import cluster
 from flows.predict import predict
@@ -35,6 +36,6 @@ def test_the_estimator_and_the_flow_rank_the_same_candidates_alike(customers_csv
     predict(model=saved, data=data, out=str(tmp_path / "scored.parquet"))
     np.testing.assert_array_equal(pd.read_parquet(tmp_path / "scored.parquet")["cluster"], estimator.labels_)
     rerun(run=saved, k=[6], model="kmeans-k3", dask_address=dask_address)
-    assert "kmeans-k6" in RunFolder(saved).manifest()["models"]
+    assert "kmeans-k6" in RunFolder(saved).manifest().models
     assert main(["report", saved, "--model", "gmm-k3"]) == 0
     assert RunFolder(saved).exists("reports/gmm-k3.html")

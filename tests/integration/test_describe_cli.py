@@ -1,7 +1,6 @@
 """`clusterflow describe` through the installed command."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -20,8 +19,8 @@ def run(tmp_path_factory):
 
 
 def test_describe_command_prints_the_tree_and_refuses_an_unknown_model(run):
-    folder, _, _, _, _ = run
-    published = json.loads(folder.get(f"models/ward-k3/{BLUEPRINT_FILE}"))
+    folder, manifest, _, _, _ = run
+    published = folder.read_json(f"models/ward-k3/{BLUEPRINT_FILE}", manifest)
     done = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "ward-k3"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr

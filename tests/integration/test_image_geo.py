@@ -68,16 +68,16 @@ def _ari(run_uri: str, table: pd.DataFrame) -> float:
 
 def test_images_alone_recover_the_planted_segments(image_run):
     run_uri, table = image_run
-    manifest = clusterflow.storage.RunFolder(run_uri).manifest()
-    assert {d["column"]: d["role"] for d in manifest["roles"]}["photo"] == "image"
-    assert manifest["features"]["blocks"]["image"]["columns"] == ["photo"]
+    manifest = clusterflow.run_folder.RunFolder(run_uri).manifest()
+    assert {d["column"]: d["role"] for d in manifest.roles}["photo"] == "image"
+    assert manifest.features.blocks["image"]["columns"] == ["photo"]
     assert _ari(run_uri, table) >= 0.8
 
 
 def test_geo_alone_recovers_the_planted_segments(geo_run):
     run_uri, table = geo_run
-    manifest = clusterflow.storage.RunFolder(run_uri).manifest()
-    assert manifest["features"]["blocks"]["geo"]["columns"] == ["latitude", "longitude"]
+    manifest = clusterflow.run_folder.RunFolder(run_uri).manifest()
+    assert manifest.features.blocks["geo"]["columns"] == ["latitude", "longitude"]
     assert _ari(run_uri, table) >= 0.8
 
 

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 
 import clusterflow
 from clusterflow.samples import agreement_with_planted, write_demo_table
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from flows.cluster import cluster
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -25,7 +25,7 @@ def demo_run(tmp_path_factory, dask_address):
 def test_every_modality_gets_its_block(demo_run):
     run_uri, _ = demo_run
     manifest = RunFolder(run_uri).manifest()
-    blocks = manifest["features"]["blocks"]
+    blocks = manifest.features.blocks
     assert set(blocks) == {"numeric", "categorical", "text", "image", "geo"}
     assert blocks["text"]["columns"] == ["review"]
     assert blocks["image"]["columns"] == ["photo"]
@@ -40,10 +40,10 @@ def test_all_modalities_together_recover_the_planted_segments(demo_run):
 def test_the_published_model_assigns_new_multimodal_rows(demo_run):
     run_uri, labels = demo_run
     manifest = RunFolder(run_uri).manifest()
-    table = pd.read_csv(manifest["input"]["uri"])
+    table = pd.read_csv(manifest.input.uri)
     model = clusterflow.load_model(run_uri)
     new = table.head(100).copy()
-    new["photo"] = [None if pd.isna(p) else f"{manifest['input']['uri'].rsplit('/', 1)[0]}/{p}" for p in new["photo"]]
+    new["photo"] = [None if pd.isna(p) else f"{manifest.input.uri.rsplit('/', 1)[0]}/{p}" for p in new["photo"]]
     assigned = model.assign(new)
     published = pd.read_parquet(f"{run_uri}/assignments.parquet").head(100)
     assert (assigned["cluster"].to_numpy() == published["cluster"].to_numpy()).all()

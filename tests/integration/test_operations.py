@@ -7,7 +7,6 @@ so no Prefect setting of this process points at them.
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -22,8 +21,8 @@ import yaml
 import clusterflow
 from clusterflow.promotion import read_promoted
 from clusterflow.samples import customers
-from clusterflow.storage import RunFolder
-from deployments.local_server import local_prefect_server, stop_process_group
+from clusterflow.run_folder import RunFolder
+from deployments.local_server import stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("clusterflow"))
@@ -61,10 +60,9 @@ def test_prefect_yaml_declares_what_serve_serves():
 # ---------------------------------------------------------------- a real server
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """`prefect server start` on a free port with its own home and SQLite database."""
-    with local_prefect_server(tmp_path_factory.mktemp("prefect-server-home")) as running:
-        yield {"api": running.api, "env": running.client_env, "home": running.home}
+def server(prefect_server):
+    """The session's `prefect server start` (a free port, its own home and SQLite database)."""
+    return {"api": prefect_server.api, "env": prefect_server.client_env, "home": prefect_server.home}
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +133,8 @@ def _write(folder: Path, name: str, frame: pd.DataFrame) -> str:
 
 
 def _recluster_report(runs_root: str, dataset: str) -> dict:
-    run_uri = read_promoted(runs_root, dataset).run_uri
-    return json.loads(RunFolder(run_uri).get("recluster.json"))
+    folder = RunFolder(read_promoted(runs_root, dataset).run_uri)
+    return folder.read_json("recluster.json", folder.manifest())
 
 
 @pytest.fixture(scope="module")
@@ -161,9 +159,9 @@ def test_event_triggers_a_recluster_with_the_payload_as_parameters(served, custo
     assert promotion.model_id == "kmeans-k4" and promotion.clusters == [0, 1, 2, 3]
     folder = RunFolder(promotion.run_uri)
     manifest = folder.manifest()
-    assert manifest["input"]["uri"] == data and manifest["recluster"]["promoted"] is True
+    assert manifest.input.uri == data and manifest.recluster.promoted is True
     assert promotion.run_uri.startswith(served["runs_root"])
-    report = json.loads(folder.get("recluster.json"))
+    report = folder.read_json("recluster.json", manifest)
     assert report["promote"] and report["reasons"] == ["no model was promoted for this dataset yet"]
     assignments = pd.read_parquet(folder.url("assignments.parquet"))
     assert assignments["customer_id"].tolist() == table["customer_id"].tolist()
@@ -175,7 +173,7 @@ def test_event_without_optional_keys_still_runs_with_defaults(served, tmp_path):
     (run,) = _wait_for_runs(served, "recluster-on-new-data", data)
     assert (run["parameters"]["k"], run["parameters"]["algorithms"], run["parameters"]["dataset"]) == (None, None, None)
     promotion = read_promoted(served["runs_root"], "small-shop")
-    assert len(RunFolder(promotion.run_uri).manifest()["k_values"]) > 1
+    assert len(RunFolder(promotion.run_uri).manifest().k_values) > 1
 
 
 def test_events_for_one_dataset_run_one_at_a_time_and_keep_cluster_ids(served, tmp_path):
@@ -209,8 +207,8 @@ def test_a_planted_new_segment_is_reported_as_appeared_and_gets_a_fresh_id(serve
     assert run["parameters"]["dataset"] == "customers"
 
     runs = [RunFolder(p.parent.as_posix()) for p in Path(served["runs_root"]).glob("*/recluster.json")]
-    (folder,) = [f for f in runs if f.manifest()["input"]["uri"] == data]
-    report = json.loads(folder.get("recluster.json"))
+    (folder,) = [f for f in runs if f.manifest().input.uri == data]
+    report = folder.read_json("recluster.json", folder.manifest())
     changes = report["changes"]
     assert sorted(map(int, changes["persisted"])) == [0, 1, 2, 3]
     assert changes["appeared"] == [4] and changes["vanished"] == []

@@ -14,7 +14,7 @@ import pytest
 import clusterflow
 from clusterflow.modalities.categorical import MAX_LEVELS
 from clusterflow.roles import infer_roles, load_roles_file
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from flows.cli import main
 from tests.planted import EXPECTED_ROLES, realworld_table
 
@@ -104,7 +104,7 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
     assert code == 0 and peak["process"] < 2 * 2**30
 
     manifest = RunFolder(str(run_uri)).manifest()
-    columns = {c["column"]: c for c in manifest["columns"]}
+    columns = {c["column"]: c for c in manifest.columns}
     assert list(columns) == list(table.columns)
     assert columns["id"]["role"] == "id" and columns["text"]["role"] == "text"
     assert columns["created_at"]["role"] == "datetime" and columns["created_at"]["details"]["unparseable"] == 0
@@ -114,7 +114,7 @@ def test_tweets_shaped_table_runs_end_to_end_in_bounded_memory(tmp_path, dask_ad
     assert columns["author"]["details"]["frequency"]
     author_row = next(line for line in printed.splitlines() if line.startswith("author "))
     assert "categorical" in author_row and author_row.rstrip().endswith(str(columns["author"]["width"]))
-    assert manifest["features"]["featurized_width"] <= 400
+    assert manifest.features.featurized_width <= 400
 
     with get_client(sync_client=True) as client:
         [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["run-summary-tweets"])),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from clusterflow.insights import ImageSource, compute_insights
 from clusterflow.report import render_report
 from clusterflow.report.html import SECTIONS
 from clusterflow.report.publish import report_images
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from flows.cli import main
 from flows.cluster import cluster
 from tests.planted import image_model, write_planted_images
@@ -90,11 +91,11 @@ def assert_not_blank(png: bytes) -> None:
 def test_run_publishes_report_and_insights_before_the_manifest(mixed_run):
     folder = RunFolder(mixed_run)
     manifest = folder.manifest()
-    top = manifest["top_model"]
-    assert manifest["report"] == "report.html" and manifest["insights"] == f"insights/{top}"
+    top = manifest.top_model
+    assert manifest.report == "report.html" and manifest.insights == f"insights/{top}"
     board = pd.read_csv(f"{mixed_run}/leaderboard.csv")
     runners_up = board["model_id"].iloc[1:3].tolist()
-    assert manifest["model_reports"] == {top: "report.html", **{m: f"reports/{m}.html" for m in runners_up}}
+    assert manifest.model_reports == {top: "report.html", **{m: f"reports/{m}.html" for m in runners_up}}
     for model_id in runners_up:
         assert folder.exists(f"reports/{model_id}.html") and folder.exists(f"insights/{model_id}/insights.json")
     for name in ("clusters.csv", "cluster_insights.csv", "feature_impact.csv", "modality_impact.csv",
@@ -103,9 +104,9 @@ def test_run_publishes_report_and_insights_before_the_manifest(mixed_run):
     last_write = max(os.path.getmtime(os.path.join(root, f)) for root, _, files in os.walk(mixed_run)
                      for f in files if f != "manifest.json")
     assert os.path.getmtime(os.path.join(mixed_run, "manifest.json")) >= last_write
-    impact = pd.read_csv(io.BytesIO(folder.get(f"insights/{top}/feature_impact.csv")))
+    impact = pd.read_csv(io.BytesIO(folder.read(f"insights/{top}/feature_impact.csv", manifest)))
     assert set(impact["feature"]) >= {"age", "income_k", "channel", "plan", "note"}
-    assert manifest["timings_seconds"]["insights_and_report"] > 0
+    assert manifest.timings_seconds["insights_and_report"] > 0
 
 
 def test_report_opens_offline_with_every_section_and_escapes_data(mixed_run, browser, tmp_path):
@@ -136,16 +137,18 @@ def test_report_opens_offline_with_every_section_and_escapes_data(mixed_run, bro
     assert_not_blank(page.screenshot(full_page=True))
 
 
-def test_report_cli_rebuilds_any_model_without_touching_the_manifest(mixed_run, capsys):
+def test_report_cli_rebuilds_any_model_as_the_next_revision(mixed_run, capsys):
     folder = RunFolder(mixed_run)
-    manifest_bytes = folder.get("manifest.json")
-    manifest = folder.manifest()
-    other = next(m for m in manifest["models"] if m != manifest["top_model"])
+    before = folder.manifest()
+    other = next(m for m in before.models if m != before.top_model)
     assert main(["report", mixed_run, "--model", other, "--associations", "cramers_v"]) == 0
     assert f"reports/{other}.html" in capsys.readouterr().out
-    assert folder.get("manifest.json") == manifest_bytes
-    html = folder.get(f"reports/{other}.html").decode()
+    manifest = folder.manifest()
+    assert manifest.revision == before.revision + 1 and manifest.model_reports[other] == f"reports/{other}.html"
+    assert manifest.report == before.report and manifest.files["report.html"] == before.files["report.html"]
+    html = folder.read(f"reports/{other}.html", manifest).decode()
     assert f"../insights/{other}/insights.json" in html and "Cramér" in html
+    assert Path(mixed_run, "reports", f"{other}.html").read_text() == html  # the plain name has the current copy
     assert folder.exists(f"insights/{other}/insights.json")
 
 
@@ -182,9 +185,10 @@ def test_image_views_render_offline(mixed_run, browser, tmp_path):
     insights = compute_insights(model, table, X, np.arange(40), model_id="kmeans-k2", max_activation_maps=2)
     images = report_images(insights, ImageSource())
     assert all(uri and uri.startswith("data:image/jpeg;base64,") for uri in images.thumbnails.values())
-    board = pd.read_csv(io.BytesIO(RunFolder(mixed_run).get("leaderboard.csv")))
+    folder = RunFolder(mixed_run)
+    manifest = folder.manifest()
     path = tmp_path / "images.html"
-    path.write_text(render_report(RunFolder(mixed_run).manifest(), board, insights, images))
+    path.write_text(render_report(manifest, folder.leaderboard(manifest), insights, images))
     page, errors, requests = open_offline(browser, str(path))
     assert errors == [] and requests == []
     assert page.locator("#embeddings svg image").count() == 40

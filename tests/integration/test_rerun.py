@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,8 +10,9 @@ from sklearn.compose import ColumnTransformer
 
 import clusterflow
 from clusterflow import rerun as core
-from clusterflow.errors import InputValidationError
-from clusterflow.storage import RunFolder
+from clusterflow import run_folder
+from clusterflow.errors import InputValidationError, IntegrityError
+from clusterflow.run_folder import RunFolder
 from flows.cluster import cluster
 from flows.rerun import rerun
 
@@ -53,7 +54,7 @@ def featurizer_calls(monkeypatch):
 
 def test_rerun_adds_models_without_featurizing(published_run, table, dask_address, featurizer_calls):
     folder = RunFolder(published_run)
-    before_bytes = folder.get("leaderboard.csv")
+    before_bytes = Path(published_run, "leaderboard.csv").read_bytes()
     before = pd.read_csv(io.BytesIO(before_bytes))
     old_manifest = folder.manifest()
 
@@ -61,25 +62,28 @@ def test_rerun_adds_models_without_featurizing(published_run, table, dask_addres
 
     assert featurizer_calls == []
     manifest = folder.manifest()
-    board = pd.read_csv(io.BytesIO(folder.get("leaderboard.csv")))
+    board = folder.leaderboard(manifest)
     added = {"kmeans-k4", "kmeans-k6", "gmm-k4", "gmm-k6"}
     assert set(board["model_id"]) == set(before["model_id"]) | added
     assert board["rank"].tolist() == list(range(1, len(board) + 1))
     assert board["silhouette"].is_monotonic_decreasing
-    assert set(manifest["models"]) == set(old_manifest["models"]) | added
-    assert manifest["revision"] == 1 and manifest["reruns"][-1]["added_models"] == sorted(added)
-    assert manifest["top_model"] == board.iloc[0]["model_id"]
-    for model_id in manifest["models"]:
+    assert set(manifest.models) == set(old_manifest.models) | added
+    assert manifest.revision == 1 and manifest.reruns[-1].added_models == sorted(added)
+    assert manifest.top_model == board.iloc[0]["model_id"]
+    for model_id in manifest.models:
         assert folder.exists(f"models/{model_id}/model.joblib")
-        assert json.loads(folder.get(f"models/{model_id}/blueprint.json"))["model_id"] == model_id
-    assert folder.get("history/0/leaderboard.csv") == before_bytes
+        blueprint = folder.read_json(f"models/{model_id}/blueprint.json", manifest)
+        assert blueprint["model_id"] == model_id
+    assert manifest.files["leaderboard.csv"].path == f"revisions/1-{manifest.change}/leaderboard.csv"
+    assert Path(published_run, "revisions/0/leaderboard.csv").read_bytes() == before_bytes
+    assert Path(published_run, "leaderboard.csv").read_bytes() == folder.read("leaderboard.csv", manifest)
 
 
 def test_rerun_models_predict_like_the_published_assignments(published_run, table, dask_address):
     data, frame = table
     rerun(run=published_run, k=[5], model="kmeans-k2", dask_address=dask_address)
     manifest = RunFolder(published_run).manifest()
-    assert manifest["reruns"][-1]["added_models"] == ["kmeans-k5"]
+    assert manifest.reruns[-1].added_models == ["kmeans-k5"]
     new_model = clusterflow.load_model(f"{published_run}/models/kmeans-k5")
     assert len(new_model.clusters_) == 5
     top = clusterflow.load_model(published_run)
@@ -101,29 +105,33 @@ def test_rerun_refuses_what_it_cannot_add(published_run):
 
 def test_failed_republish_leaves_the_committed_run_intact(published_run, monkeypatch):
     folder = RunFolder(published_run)
-    manifest_before = folder.get("manifest.json")
-    board_before = folder.get("leaderboard.csv")
+    manifest_before = Path(published_run, "manifest.json").read_bytes()
+    board_before = Path(published_run, "leaderboard.csv").read_bytes()
     cached = core.load_cached_run(published_run)
     specs = core.rerun_specs(cached, [4], "kmeans-k2")
     from clusterflow.training import fit_and_score
 
-    results = [fit_and_score(s, cached.X_train, cached.X_validation, silhouette_sample=1000) for s in specs]
-    put = RunFolder.put
+    results = [fit_and_score(s, cached.features.X_train, cached.features.X_validation, silhouette_sample=1000)
+               for s in specs]
+    write = run_folder.write_whole
 
-    def failing_put(self, name, data):
-        if name == "leaderboard.csv":
+    def failing_write(fs, path, data):
+        if path.endswith("leaderboard.csv"):
             raise OSError("storage went away")
-        return put(self, name, data)
+        return write(fs, path, data)
 
-    monkeypatch.setattr(RunFolder, "put", failing_put)
-    with pytest.raises(OSError):
-        core.write_rerun(cached, results)
-    monkeypatch.setattr(RunFolder, "put", put)
+    with folder.locked("rerun") as lock:
+        monkeypatch.setattr(run_folder, "write_whole", failing_write)
+        with pytest.raises(OSError):
+            core.write_rerun(cached, results, lock)
+        monkeypatch.setattr(run_folder, "write_whole", write)
 
-    assert folder.get("manifest.json") == manifest_before
-    assert folder.get("leaderboard.csv") == board_before
-    manifest = folder.manifest()
-    assert all(folder.exists(f"models/{m}/model.joblib") for m in manifest["models"])
-    core.write_rerun(cached, results)  # a retry completes the republish
-    assert "kmeans-k4" in folder.manifest()["models"]
-    assert folder.get("history/0/leaderboard.csv") == board_before
+        assert Path(published_run, "manifest.json").read_bytes() == manifest_before
+        assert Path(published_run, "leaderboard.csv").read_bytes() == board_before
+        manifest = folder.manifest()
+        assert "kmeans-k4" not in manifest.models and folder.exists("models/kmeans-k4/model.joblib")
+        with pytest.raises(IntegrityError, match="does not list 'kmeans-k4'"):
+            clusterflow.load_model(f"{published_run}/models/kmeans-k4")  # a leftover is never loaded
+        core.write_rerun(cached, results, lock)  # a retry completes the republish
+    assert "kmeans-k4" in folder.manifest().models
+    assert Path(published_run, "revisions/0/leaderboard.csv").read_bytes() == board_before

@@ -8,7 +8,7 @@ from sklearn.datasets import load_iris
 from sklearn.metrics import adjusted_rand_score
 
 import clusterflow
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from flows.cluster import cluster
 from flows.predict import predict
 
@@ -25,8 +25,8 @@ def test_run_publish_and_predict_all_through_s3(s3_bucket, dask_address, custome
     assert cluster(data=data, out=run_uri, dask_address=dask_address, k=[3, 4, 5]) == run_uri
 
     manifest = RunFolder(run_uri).manifest()
-    assert manifest["input"]["uri"] == data
-    assert fs.exists(f"{s3_bucket}/runs/first/models/{manifest['top_model']}/model.joblib")
+    assert manifest.input.uri == data
+    assert fs.exists(f"{s3_bucket}/runs/first/models/{manifest.top_model}/model.joblib")
     out = f"s3://{s3_bucket}/scored/customers.parquet"
     predict(model=run_uri, data=data, out=out)
     scored = pd.read_parquet(out)

@@ -13,7 +13,7 @@ from clusterflow import rerun
 from clusterflow.errors import InputValidationError
 from clusterflow.leaderboard import COLUMNS
 from clusterflow.samples import customers
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from clusterflow.training import fit_and_score
 
 SETTINGS = {"k": [3, 4, 5], "algorithms": ["kmeans", "gmm"], "seed": 3}
@@ -85,7 +85,7 @@ def test_saved_run_is_a_standard_run_folder(fitted, planted, tmp_path):
     uri = fitted.save(str(tmp_path / "run"))
     folder = RunFolder(uri)
     manifest = folder.manifest()
-    assert manifest["top_model"] == fitted.best_model_id_ and folder.exists("report.html")
+    assert manifest.top_model == fitted.best_model_id_ and folder.exists("report.html")
     published = pd.read_csv(folder.url("leaderboard.csv")).fillna({"error": "", "note": ""})  # CSV: '' reads as NaN
     pd.testing.assert_frame_equal(published.drop(columns=["fit_seconds", "score_seconds"]),
                                   fitted.leaderboard_.drop(columns=["fit_seconds", "score_seconds"]),
@@ -95,10 +95,11 @@ def test_saved_run_is_a_standard_run_folder(fitted, planted, tmp_path):
     np.testing.assert_array_equal(clusterflow.load_model(uri).predict(table), fitted.labels_)
 
     cached = rerun.load_cached_run(uri)  # a rerun adds a cluster count from the cached features
-    results = [fit_and_score(s, cached.X_train, cached.X_validation, silhouette_sample=1000)
+    results = [fit_and_score(s, cached.features.X_train, cached.features.X_validation, silhouette_sample=1000)
                for s in rerun.rerun_specs(cached, [6], "kmeans-k4")]
-    rerun.write_rerun(cached, results)
-    assert "kmeans-k6" in folder.manifest()["models"]
+    with folder.locked("rerun") as lock:
+        rerun.write_rerun(cached, results, lock)
+    assert "kmeans-k6" in folder.manifest().models
 
 
 def test_report_is_written_where_asked(fitted, tmp_path):

@@ -5,8 +5,6 @@ tests are fast; the report in headless Chromium is tested in tests/integration/t
 """
 from __future__ import annotations
 
-import json
-import os
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -20,7 +18,6 @@ from clusterflow.model import ClusterModel, load_model
 from clusterflow.model_description import (BLUEPRINT_FILE, blueprint_tree, describe_model, format_tree, markdown_tree,
                                            run_blueprint)
 from clusterflow.report import svg
-from clusterflow.report.publish import cached_features
 from tests.hostile_run import HOSTILE_COLUMN, HOSTILE_LEVEL, hostile_table, publish_hostile_run
 
 
@@ -30,7 +27,7 @@ def run(tmp_path_factory):
 
 
 def blueprints(folder, manifest) -> dict[str, dict]:
-    return {m: json.loads(folder.get(f"models/{m}/{BLUEPRINT_FILE}")) for m in manifest["models"]}
+    return {m: folder.read_json(f"models/{m}/{BLUEPRINT_FILE}", manifest) for m in manifest.models}
 
 
 def test_every_input_column_is_listed_once_or_dropped_with_why(run):
@@ -49,7 +46,7 @@ def test_every_input_column_is_listed_once_or_dropped_with_why(run):
 
 def test_blocks_report_the_fitted_widths_weights_and_settings(run):
     folder, manifest, _, prepared, _ = run
-    blueprint = blueprints(folder, manifest)[manifest["top_model"]]
+    blueprint = blueprints(folder, manifest)[manifest.top_model]
     assert blueprint["featurized_width"] == prepared.featurized_width
     for block in blueprint["blocks"]:
         fitted = prepared.featurizer.named_transformers_[block["modality"]]
@@ -116,19 +113,17 @@ def test_a_model_fitted_in_process_is_described_and_mapped():
 def test_a_run_without_blueprint_files_is_described_from_its_models(run, tmp_path):
     folder, manifest, _, _, _ = run
     model_id = "gmm-k3"
-    published = json.loads(folder.get(f"models/{model_id}/{BLUEPRINT_FILE}"))
-    os.rename(folder.url(f"models/{model_id}/{BLUEPRINT_FILE}"), tmp_path / "kept.json")
-    try:
-        assert run_blueprint(folder, manifest, model_id) == published
-    finally:
-        os.rename(tmp_path / "kept.json", folder.url(f"models/{model_id}/{BLUEPRINT_FILE}"))
+    path = f"models/{model_id}/{BLUEPRINT_FILE}"
+    published = folder.read_json(path, manifest)
+    without = manifest.model_copy(update={"files": {k: v for k, v in manifest.files.items() if k != path}})
+    assert run_blueprint(folder, without, model_id) == published
     with pytest.raises(InputValidationError, match="no model 'kmeans-k99'"):
         run_blueprint(folder, manifest, "kmeans-k99")
 
 
 def test_diagram_escapes_hostile_names_and_levels(run):
     folder, manifest, _, _, _ = run
-    drawn = svg.blueprint_diagram(blueprints(folder, manifest)[manifest["top_model"]])
+    drawn = svg.blueprint_diagram(blueprints(folder, manifest)[manifest.top_model])
     root = ET.fromstring(drawn)  # well-formed: nothing from the data opened an element
     assert {element.tag.rsplit("}", 1)[-1] for element in root.iter()} <= {"svg", "g", "rect", "text", "path"}
     texts = " ".join(element.text or "" for element in root.iter())
@@ -136,7 +131,7 @@ def test_diagram_escapes_hostile_names_and_levels(run):
     assert HOSTILE_COLUMN in texts and HOSTILE_COLUMN in tips and HOSTILE_LEVEL in tips
     assert "<script" not in drawn and "&lt;script&gt;" in drawn
     nodes = [g for g in root.iter() if g.get("class") == "node"]
-    blocks = len(blueprints(folder, manifest)[manifest["top_model"]]["blocks"])
+    blocks = len(blueprints(folder, manifest)[manifest.top_model]["blocks"])
     assert len(nodes) == 2 * blocks + 1 + 3  # inputs and featurizer per block, dropped, reducer, clusterer, assignment
 
 
@@ -152,14 +147,14 @@ def test_tree_and_markdown_show_every_stage(run):
     markdown = markdown_tree(blueprint_tree(blueprint, max_columns=3))
     assert "<" not in markdown and "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in markdown
     assert "more columns" in markdown
-    summary = runs.summary_markdown(manifest, runs.read_leaderboard(folder), blueprint)
+    summary = runs.summary_markdown(manifest, folder.leaderboard(manifest), blueprint)
     assert "## Blueprint" in summary and "clusterer: ward" in summary
 
 
 def test_map_draws_one_mark_per_sampled_row_in_its_cluster_colour(run):
     folder, manifest, inputs, _, _ = run
-    model = load_model(folder.url(f"models/{manifest['top_model']}"))
-    X, _ = cached_features(folder)
+    model = load_model(folder.url(f"models/{manifest.top_model}"))
+    X = folder.features(manifest).full_matrix()
     placed = cluster_map(model, inputs.frame, X, max_rows=120, random_state=1)
     points = placed.points
     assert len(points) == 120 and placed.total_rows == len(inputs.frame)
@@ -178,7 +173,7 @@ def test_map_draws_one_mark_per_sampled_row_in_its_cluster_colour(run):
 
 def test_map_projection_choices_are_checked(run):
     folder, manifest, inputs, _, _ = run
-    X, _ = cached_features(folder)
+    X = folder.features(manifest).full_matrix()
     placed = cluster_map(load_model(folder.url("models/kmeans-k3")), inputs.frame, X, projection="tsne", max_rows=60)
     assert placed.projection == "tsne" and placed.explained_variance is None and len(placed.points) == 60
     assert placed.points[["x", "y"]].stack().between(0, 1).all()

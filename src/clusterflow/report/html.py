@@ -10,6 +10,7 @@ import pandas as pd
 from ..cluster_map import ClusterMap
 from ..insights import ModelInsights, describe_clusters
 from ..insights.profiles import ALL
+from ..run_folder import Manifest
 from . import svg
 from .assets import SCRIPT, STYLE
 from .svg import cluster_colour, esc
@@ -30,14 +31,14 @@ class ReportImages:
     large: dict[int, str | None] = field(default_factory=dict)
 
 
-def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsights,
+def render_report(manifest: Manifest, leaderboard: pd.DataFrame, insights: ModelInsights,
                   images: ReportImages | None = None, insights_href: str = "insights", *,
                   blueprint: dict | None = None, cluster_map: ClusterMap | None = None) -> str:
     """The report of one model of a run, as a complete HTML document.
 
     Parameters
     ----------
-    manifest : dict
+    manifest : Manifest
         The run's manifest (input, roles, parameters, versions, timings).
     leaderboard : DataFrame
         The run's leaderboard.
@@ -72,7 +73,7 @@ def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsi
         _activation(insights, clusters, images),
         _parameters(manifest),
     ]
-    title = f"Clusters of {manifest['input']['uri'].rsplit('/', 1)[-1]} — {insights.model_id}"
+    title = f"Clusters of {manifest.input.uri.rsplit('/', 1)[-1]} — {insights.model_id}"
     nav = "".join(f'<a href="#{key}">{esc(name)}</a>' for key, name in SECTIONS.items())
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -80,8 +81,8 @@ def render_report(manifest: dict, leaderboard: pd.DataFrame, insights: ModelInsi
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(title)}</title>"
         f"<style>{STYLE}</style></head><body>"
-        f"<header><h1>{esc(title)}</h1><p>run {esc(manifest['run_id'])} · {manifest['input']['rows']:,} rows · "
-        f"{len([c for c in clusters if c != -1])} clusters · created {esc(manifest.get('created_at', ''))}</p></header>"
+        f"<header><h1>{esc(title)}</h1><p>run {esc(manifest.run_id)} · {manifest.input.rows:,} rows · "
+        f"{len([c for c in clusters if c != -1])} clusters · created {esc(manifest.created_at)}</p></header>"
         f"<nav>{nav}</nav><main>{''.join(body)}</main><div id=\"tip\" hidden></div>"
         f"<script>{SCRIPT}</script></body></html>\n"
     )
@@ -300,23 +301,23 @@ def _activation(insights: ModelInsights, clusters: list[int], images: ReportImag
                     "marks where the probability of its cluster drops most.")
 
 
-def _parameters(manifest: dict) -> str:
+def _parameters(manifest: Manifest) -> str:
     facts = {
-        "run id": manifest["run_id"], "input": manifest["input"]["uri"],
-        "input sha256": manifest["input"]["sha256"],
-        "rows × columns": f"{manifest['input']['rows']:,} × {manifest['input']['columns']}",
-        "top model": manifest["top_model"],
-        "train / validation rows": f"{manifest['partition']['train_rows']:,} / "
-                                   f"{manifest['partition']['validation_rows']:,}",
-        "k values": ", ".join(map(str, manifest["k_values"])), "algorithms": ", ".join(manifest["algorithms"]),
-        "parameters": json.dumps(manifest["parameters"], sort_keys=True),
-        "features": json.dumps({k: v for k, v in manifest["features"].items() if k != "blocks"}),
-        "timings (s)": ", ".join(f"{k} {v:.1f}" for k, v in manifest["timings_seconds"].items()),
-        "versions": ", ".join(f"{k} {v}" for k, v in manifest["versions"].items() if v),
+        "run id": manifest.run_id, "input": manifest.input.uri,
+        "input sha256": manifest.input.sha256,
+        "rows × columns": f"{manifest.input.rows:,} × {manifest.input.columns}",
+        "top model": manifest.top_model,
+        "train / validation rows": f"{manifest.partition.train_rows:,} / "
+                                   f"{manifest.partition.validation_rows:,}",
+        "k values": ", ".join(map(str, manifest.k_values)), "algorithms": ", ".join(manifest.algorithms),
+        "parameters": json.dumps(manifest.parameters, sort_keys=True),
+        "features": manifest.features.model_dump_json(exclude={"blocks"}),
+        "timings (s)": ", ".join(f"{k} {v:.1f}" for k, v in manifest.timings_seconds.items()),
+        "versions": ", ".join(f"{k} {v}" for k, v in manifest.versions.items() if v),
     }
     facts_html = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in facts.items())
     roles = "".join(f"<tr><td>{esc(r['column'])}</td><td>{esc(r['role'])}</td><td>{esc(r['reason'])}</td></tr>"
-                    for r in manifest["roles"])
+                    for r in manifest.roles)
     return _section("parameters", f"<dl>{facts_html}</dl><h3>Column roles</h3><table><thead><tr><th>column</th>"
                                   f"<th>role</th><th>why</th></tr></thead><tbody>{roles}</tbody></table>")
 
