@@ -16,7 +16,7 @@ import pytest
 
 import clusterflow
 from clusterflow.samples import customers
-from clusterflow.storage import RunFolder
+from clusterflow.run_folder import RunFolder
 from deployments.local_server import stop_process_group
 from flows.cluster import cluster
 
@@ -70,7 +70,7 @@ def test_run_and_predict_on_a_dask_cli_deployment_equal_a_local_run(dask_deploym
     columns = ["model_id", "clusters", "silhouette", "calinski_harabasz", "davies_bouldin"]
     boards = [pd.read_csv(f"{run}/leaderboard.csv")[columns] for run in (remote, local)]
     pd.testing.assert_frame_equal(boards[0], boards[1])
-    assert RunFolder(str(remote)).manifest()["top_model"] == RunFolder(local).manifest()["top_model"]
+    assert RunFolder(str(remote)).manifest().top_model == RunFolder(local).manifest().top_model
     pd.testing.assert_frame_equal(pd.read_parquet(remote / "assignments.parquet"),
                                   pd.read_parquet(f"{local}/assignments.parquet"))
 
