@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 from fastapi import Body, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
@@ -202,9 +203,10 @@ def assign_frames(served: ServedModel, frames: list[pd.DataFrame]) -> list[list[
     """Assign several requests' rows in one pass; one list of row results per frame."""
     model = served.model
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    Z = model.pipeline_[:-1].transform(frame)
-    labels = model.labels_of(Z).tolist()
-    proba = np.round(model.pipeline_[-1].predict_proba(Z), 6).tolist()
+    with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):  # checked once, at fit
+        Z = model.pipeline_[:-1].transform(frame)
+        labels = model.labels_of(Z).tolist()
+        proba = np.round(model.pipeline_[-1].predict_proba(Z), 6).tolist()
     names = [str(int(c)) for c in model.clusters_]
     id_name = model.id_column_ or ROW_ID
     results, start = [], 0
@@ -316,6 +318,6 @@ def build_app(source: ModelSource, token: str | None = None, image_root: str | N
         served = source.current
         frame = records_frame(rows, served.model.roles_, image_root)
         assigned = await request.app.state.batcher.assign(served, frame)
-        return {"model": served.model_id, "run": served.run_uri, "predictions": assigned}
+        return JSONResponse({"model": served.model_id, "run": served.run_uri, "predictions": assigned})
 
     return app
