@@ -63,6 +63,7 @@ def run(
     weights: Optional[str] = _option("weights"),
     text_featurizer: str = _option("text_featurizer"),
     text_model: Optional[str] = _option("text_model", metavar="PATH_OR_NAME"),
+    text_backend: str = _option("text_backend"),
     cache: Optional[str] = _option("cache", metavar="DIR"),
     image_root: Optional[str] = _option("image_root", metavar="DIR"),
     on_bad_image: str = _option("on_bad_image"),
@@ -74,8 +75,8 @@ def run(
 
     request = check_run(data, roles=roles, out=out, k=k, algorithms=algorithms, mode=mode, seed=seed,
                         validation_fraction=validation_fraction, weights=weights, text_featurizer=text_featurizer,
-                        text_model=text_model, cache=cache, image_root=image_root, on_bad_image=on_bad_image,
-                        image_model=image_model)
+                        text_model=text_model, text_backend=text_backend, cache=cache, image_root=image_root,
+                        on_bad_image=on_bad_image, image_model=image_model)
     run_uri = run_cluster(request, dask_address=dask_address)
     _print_columns(run_uri)
     _print_run(run_uri)

@@ -27,6 +27,7 @@ def cluster(
     weights: dict[str, float] | None = None,
     text_featurizer: str = run_field("text_featurizer"),
     text_model: str | None = run_field("text_model"),
+    text_backend: str = run_field("text_backend"),
     cache: str | None = run_field("cache"),
     image_root: str | None = run_field("image_root"),
     on_bad_image: str = run_field("on_bad_image"),
@@ -50,7 +51,7 @@ def cluster(
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
                               max_broadcast_bytes=max_broadcast_bytes,
-                              text_featurizer=text_featurizer, text_model=text_model,
+                              text_featurizer=text_featurizer, text_model=text_model, text_backend=text_backend,
                               cache=runs.cache_uri(cache, run_uri), image_root=image_root,
                               on_bad_image=on_bad_image, image_model=image_model)
     folder = RunFolder(run_uri, storage_options)

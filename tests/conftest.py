@@ -20,6 +20,7 @@ os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="clusterflow-prefect-")
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("CLUSTERFLOW_ONNX_CACHE", tempfile.mkdtemp(prefix="clusterflow-onnx-"))  # one export per session
 
 INTEGRATION = Path(__file__).parent / "integration"
 

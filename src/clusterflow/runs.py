@@ -102,6 +102,7 @@ def featurize_options(params: RunParameters) -> FeaturizeOptions:
     if image_model and os.path.isdir(image_model):
         image_model = os.path.abspath(image_model)
     return FeaturizeOptions(seed=params.seed, text_featurizer=params.text_featurizer, text_model=text_model,
+                            text_backend=params.text_backend,
                             cache=params.cache and _absolute(params.cache), image_model=image_model,
                             on_bad_image=params.on_bad_image)
 

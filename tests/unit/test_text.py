@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from clusterflow.errors import InputValidationError
+from clusterflow.modalities.onnx_encoder import export_root
 from clusterflow.modalities.text import SentenceEmbedder, TfidfText
 
 
@@ -39,6 +40,29 @@ def test_missing_and_empty_texts_are_missing_values_and_long_texts_are_truncated
     assert (np.linalg.norm(Z[~missing, :-1], axis=1) > 0.99).all()
     assert embedder.max_seq_length_ == 256
     np.testing.assert_allclose(Z[6, :-1], Z[7, :-1], atol=1e-5)  # both cut at the same first 256 tokens
+
+
+def test_onnx_backends_embed_like_torch_from_one_local_export():
+    frame = pd.DataFrame({"review": ["The battery died after an hour.", "Lovely pasta, slow service.", None,
+                                     "Great hotel by the beach, noisy at night."]})
+    fitted = {b: SentenceEmbedder(backend=b).fit(frame) for b in ("torch", "onnx", "onnx-int8")}
+    Z = {b: e.transform(frame) for b, e in fitted.items()}
+    cosine = {b: (Z[b][[0, 1, 3], :-1] * Z["torch"][[0, 1, 3], :-1]).sum(axis=1) for b in Z}
+    assert cosine["onnx"].min() > 0.9999 and cosine["onnx-int8"].min() > 0.85
+    np.testing.assert_array_equal(Z["onnx"][:, -1], [0, 0, 1, 0])
+    assert fitted["onnx"].model_id_ == fitted["torch"].model_id_  # same embeddings: they share cache entries
+    assert fitted["onnx-int8"].model_id_ == fitted["torch"].model_id_ + "-int8"
+    assert fitted["onnx"].summary()["backend"] == "onnx" and fitted["onnx"].device_ == "cpu"
+    (export,) = export_root().glob("*/model.onnx")
+    written = export.stat().st_mtime_ns
+    SentenceEmbedder(backend="onnx").fit(frame).transform(frame)
+    assert export.stat().st_mtime_ns == written  # exported once per model digest
+
+    published_before_backends = fitted["torch"].__getstate__()
+    del published_before_backends["backend"]
+    restored = SentenceEmbedder.__new__(SentenceEmbedder)
+    restored.__setstate__(published_before_backends)
+    assert restored.backend == "torch"
 
 
 @pytest.mark.parametrize("broken", ["missing-folder", "garbage-folder"])

