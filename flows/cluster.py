@@ -60,8 +60,8 @@ def cluster(
     with folder.locked("run") as lock:
         inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
         with starting_dask_client(dask_address, rows=len(inputs.frame)) as starting:  # starts while featurizing
-            if featurizing_uses_dask(inputs.roles):
-                starting.result()  # large image columns are read on the cluster
+            if featurizing_uses_dask(inputs.roles, len(inputs.frame)):
+                starting.result()  # large image and text columns are featurized on the cluster
             prepared = prepare_features(inputs, params)
             client = starting.result()
             shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,

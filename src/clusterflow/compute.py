@@ -80,9 +80,12 @@ def local_cluster(n_workers: int | None = None, rows: int | None = None) -> Loca
     return LocalCluster(n_workers=n_workers or cores, threads_per_worker=1, processes=True, host=LOOPBACK, **common)
 
 
-def featurizing_uses_dask(roles: dict[str, str]) -> bool:
-    """True when featurizing needs the cluster ready first (image columns are read on it)."""
-    return "image" in roles.values()
+def featurizing_uses_dask(roles: dict[str, str], rows: int = 0) -> bool:
+    """True when featurizing needs the cluster ready first: image columns are read on it, and
+    the texts of tables with ``PARALLEL_MIN_TEXTS`` rows or more are embedded on it."""
+    from .modalities.text import PARALLEL_MIN_TEXTS
+
+    return "image" in roles.values() or ("text" in roles.values() and rows >= PARALLEL_MIN_TEXTS)
 
 
 def threads_per_fit(client: Client) -> int:

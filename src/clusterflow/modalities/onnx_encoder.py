@@ -51,7 +51,6 @@ class OnnxSentenceEncoder:
     """
 
     def __init__(self, source: str, model_id: str, quantized: bool = False, columns: list[str] = ()):
-        import onnxruntime
         from transformers import AutoTokenizer
 
         folder = export_root() / model_id
@@ -60,13 +59,12 @@ class OnnxSentenceEncoder:
         self.settings = json.loads((folder / SETTINGS_FILE).read_text())
         self.max_seq_length = self.settings["max_seq_length"]
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # no warnings about providers on every load
-        # Idle threads sleep instead of spinning: on a machine shared with Dask workers and other
-        # processes, spinning took CPU from the work (33 vs 27 texts/s on two busy cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(folder / EXPORT_FILES[quantized]), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.path = folder / EXPORT_FILES[quantized]
+        self.session = _session(self.path)
+
+    def use_threads(self, threads: int) -> None:
+        """Run on ``threads`` threads (a Dask worker's share of the cores), not on every core."""
+        self.session = _session(self.path, threads)
 
     def get_embedding_dimension(self) -> int:
         return self.settings["dimension"]
@@ -90,6 +88,19 @@ class OnnxSentenceEncoder:
                 vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
             out[rows] = vectors
         return out
+
+
+def _session(path: Path, threads: int = 0):
+    """An onnxruntime CPU session; ``threads`` 0 lets onnxruntime use every core."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # no warnings about providers on every load
+    options.intra_op_num_threads = threads
+    # Idle threads sleep instead of spinning: on a machine shared with Dask workers and other
+    # processes, spinning took CPU from the work (33 vs 27 texts/s on two busy cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def export(source: str, folder: Path, quantized: bool, columns: list[str]) -> None:

@@ -33,6 +33,7 @@ from ..parameters import TEXT_BACKENDS
 from .base import FeaturizeOptions, Modality
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+PARALLEL_MIN_TEXTS = 2000  # from this many texts to embed, they are embedded over the Dask workers
 CHOOSE_ANOTHER = ("give a local sentence-transformers model folder (or the name of a model in your local "
                   "Hugging Face cache) with --text-model, or choose TF-IDF + SVD with --text-featurizer tfidf")
 
@@ -116,6 +117,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         Texts per forward pass.
     device : str or None, default=None
         torch device; None chooses "cuda" when available, else "cpu". The ONNX backends run on the CPU.
+    parallel_min_texts : int, default=2000
+        From this many texts to embed (after the cache), chunks of them are embedded on the
+        current Dask cluster's workers (if a client is active), each worker loading the model once.
     backend : {"onnx", "onnx-int8", "torch"}, default="onnx"
         What runs the model: onnxruntime on a local ONNX export of it (same embeddings as torch,
         cosine > 0.9999, about twice as fast on a CPU), onnxruntime on the export's int8 dynamic
@@ -152,12 +156,13 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
                                     "batch_size": [Interval(Integral, 1, None, closed="left")], "device": [str, None]}
 
     def __init__(self, model: str | None = None, cache: str | None = None, batch_size: int = 64,
-                 device: str | None = None, backend: str = "onnx"):
+                 device: str | None = None, backend: str = "onnx", parallel_min_texts: int = PARALLEL_MIN_TEXTS):
         self.model = model
         self.cache = cache
         self.batch_size = batch_size
         self.device = device
         self.backend = backend
+        self.parallel_min_texts = parallel_min_texts
 
     def fit(self, X, y=None):
         """Load the model and record its id and width; texts are embedded by ``transform``."""
@@ -212,8 +217,7 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         todo = [i for i, key in enumerate(keys) if key not in found]
         if todo:
             started = time.perf_counter()
-            encoded = self._encoder().encode([distinct[i] for i in todo], batch_size=self.batch_size,
-                                             convert_to_numpy=True, show_progress_bar=False)
+            encoded = self._encode([distinct[i] for i in todo])
             self.encode_seconds_ += time.perf_counter() - started
             new_keys = [keys[i] for i in todo]
             cache.put(new_keys, encoded)
@@ -221,6 +225,27 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self.n_texts_encoded_ += len(todo)
         self.n_cache_hits_ += len(keys) - len(todo)
         return np.stack([found[key] for key in keys])[codes].astype(np.float64)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` here, or in chunks over the current Dask cluster when there are many."""
+        from .image import _current_client
+
+        client = _current_client() if len(texts) >= self.parallel_min_texts else None
+        if client is None:
+            return self._encoder().encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                          show_progress_bar=False)
+        workers = client.scheduler_info()["workers"].values()
+        slots = max(1, sum(w["nthreads"] for w in workers))
+        chunk = max(self.batch_size, -(-len(texts) // (4 * slots)))  # a few chunks per worker thread: even finish
+        futures = client.map(embed_on_worker, [texts[s:s + chunk] for s in range(0, len(texts), chunk)],
+                             embedder=self._worker_copy(), threads=max(1, (os.cpu_count() or 1) // slots), pure=False)
+        return np.vstack(client.gather(futures))
+
+    def _worker_copy(self) -> "SentenceEmbedder":
+        """This fitted embedder without its loaded model or cache (what workers receive)."""
+        copy = SentenceEmbedder.__new__(SentenceEmbedder)
+        copy.__setstate__(self.__getstate__())
+        return copy
 
     def _encoder(self):
         if getattr(self, "_model", None) is None:
@@ -246,12 +271,31 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         state.setdefault("backend", "torch")  # models published before the backend choice embedded with torch
+        state.setdefault("parallel_min_texts", PARALLEL_MIN_TEXTS)
         super().__setstate__(state)
 
     def __getstate__(self):
         # The torch model and the cache's in-memory index are rebuilt on first use.
         state = super().__getstate__()
         return {key: value for key, value in state.items() if key not in ("_model", "_cache")}
+
+
+_WORKER_ENCODERS: dict[tuple, object] = {}
+
+
+def embed_on_worker(texts: list[str], embedder: SentenceEmbedder, threads: int = 1) -> np.ndarray:
+    """Embed ``texts`` with ``embedder``'s model, loaded once per worker process and kept for later chunks."""
+    key = (embedder.model, embedder.backend, embedder.model_id_, threads)
+    if key not in _WORKER_ENCODERS:
+        import torch
+
+        torch.set_num_threads(threads)
+        encoder = embedder._encoder()
+        if hasattr(encoder, "use_threads"):
+            encoder.use_threads(threads)
+        _WORKER_ENCODERS[key] = encoder
+    return np.asarray(_WORKER_ENCODERS[key].encode(texts, batch_size=embedder.batch_size, convert_to_numpy=True,
+                                                   show_progress_bar=False), dtype=np.float32)
 
 
 class TfidfText(TransformerMixin, BaseEstimator):
