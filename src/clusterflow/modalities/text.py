@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ..embedding_cache import EmbeddingCache, embedding_key
@@ -153,7 +153,9 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {"model": [str, None], "cache": [str, None],
-                                    "batch_size": [Interval(Integral, 1, None, closed="left")], "device": [str, None]}
+                                    "batch_size": [Interval(Integral, 1, None, closed="left")], "device": [str, None],
+                                    "backend": [StrOptions(set(TEXT_BACKENDS))],
+                                    "parallel_min_texts": [Interval(Integral, 1, None, closed="left")]}
 
     def __init__(self, model: str | None = None, cache: str | None = None, batch_size: int = 64,
                  device: str | None = None, backend: str = "onnx", parallel_min_texts: int = PARALLEL_MIN_TEXTS):
@@ -169,8 +171,6 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         self._validate_params()
         self._check_frame(X, reset=True)
         self._model = self._cache = None  # a refit may name another model or cache
-        if self.backend not in TEXT_BACKENDS:
-            raise ValueError(f"backend must be one of {TEXT_BACKENDS}, not {self.backend!r}")
         self.model_id_ = model_id(self.model or default_model_path()) + ("-int8" if self.backend == "onnx-int8" else "")
         self.device_ = "cpu" if self.backend != "torch" else self.device or default_device()
         encoder = self._encoder()
