@@ -15,7 +15,7 @@ import yaml
 
 from .errors import InputValidationError, Problem
 from .modalities import MODALITIES
-from .roles import ROLES, RoleDecision, id_column, infer_roles, load_roles_file
+from .roles import RoleDecision, id_column, infer_roles, known_roles, load_roles_file
 from .storage import read_table
 
 NAME_SEPARATORS = ("=", ":", "_")  # how featurizers name a column's features: col=level, col:hour_sin, col_svd0
@@ -124,7 +124,7 @@ def markdown_column_table(reports: list[ColumnReport] | list[dict]) -> str:
 def roles_yaml(reports: list[ColumnReport]) -> str:
     """A roles file (YAML, ``column: role``) with each decision's reason as a comment, for the user to edit."""
     lines = ["# clusterflow roles file: edit a role and run `clusterflow run DATA --roles FILE`.",
-             f"# roles: {', '.join(ROLES)}"]
+             f"# roles: {', '.join(known_roles())}"]
     for r in reports:
         entry = yaml.safe_dump({r.column: r.role}, default_flow_style=False, allow_unicode=True).strip()
         lines.append(f"{entry}  # {r.reason}")

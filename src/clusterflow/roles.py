@@ -16,19 +16,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import temporal
 from .errors import InputValidationError, Problem
 
-ROLES = ("numeric", "categorical", "text", "image", "geo", "latitude", "longitude", "datetime", "id", "ignore")
-FEATURE_ROLES = frozenset(ROLES) - {"id", "ignore"}
+NOT_FEATURES = ("id", "ignore")  # roles of no modality: carried into the outputs, or dropped
 
 MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-", "--", "missing"})
 MAX_MISSING_FRACTION = 0.95
 NUMERIC_PARSE_FRACTION = 0.95
 ID_UNIQUE_FRACTION = 0.95
+MEDIA_FRACTION = 0.95  # of present values: image paths, WKT points, coordinates in range
 BOOLEAN_VALUES = {"true": 1.0, "false": 0.0, "yes": 1.0, "no": 0.0, "t": 1.0, "f": 0.0, "y": 1.0, "n": 0.0}
-DATETIME_PARSE_FRACTION = 0.95
-EPOCH_UNIT_NAMES = {"epoch-s": "seconds", "epoch-ms": "milliseconds"}
 ID_NAME = re.compile(r"(^|[_\W])(id|key|uuid|guid)$|(?-i:[a-z]Id$)", re.IGNORECASE)
 # A string column this distinct is never one-hot encoded: text if it reads as prose,
 # else an identifier (id when unique, ignored when its values repeat).
@@ -104,32 +101,6 @@ def _boolean(name: str, values: pd.Series, present: pd.Series) -> RoleDecision |
     return None
 
 
-def _datetime(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return RoleDecision(name, "datetime", "datetime dtype")
-    sample = present.sample(min(len(present), 1_000), random_state=0)
-    if pd.api.types.is_numeric_dtype(values) or as_numbers(sample).notna().mean() >= NUMERIC_PARSE_FRACTION:
-        if not temporal.is_time_name(name):
-            return None
-        unit, fraction = temporal.epoch_unit(as_numbers(present))
-        if unit is None or fraction < DATETIME_PARSE_FRACTION:
-            return None
-        stamps = temporal.to_utc(as_numbers(present), unit)
-        start, end = (f"{stamp:%Y-%m-%d}" for stamp in (stamps.min(), stamps.max()))
-        return RoleDecision(name, "datetime", f"named like a time, numbers are {EPOCH_UNIT_NAMES[unit]} "
-                                              f"since 1970 ({start} to {end})" + _unparsed(present, fraction))
-    fmt, fraction = temporal.best_string_format(present)
-    if fmt is None or fraction < DATETIME_PARSE_FRACTION:
-        return None
-    return RoleDecision(name, "datetime", f"{fraction:.1%} of values parse as dates/times ({fmt})"
-                        + _unparsed(present, fraction))
-
-
-def _unparsed(present: pd.Series, fraction: float) -> str:
-    count = round(len(present) * (1 - fraction))
-    return f"; {count} unparseable value(s) will be missing" if count else ""
-
-
 def _numeric_key(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
     if (pd.api.types.is_integer_dtype(values) and ID_NAME.search(name) and len(present) == len(values)
             and values.is_unique):
@@ -180,65 +151,33 @@ def _categorical(name: str, values: pd.Series, present: pd.Series) -> RoleDecisi
     return RoleDecision(name, "categorical", f"labels with {present.astype(str).nunique()} distinct values")
 
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
-MEDIA_FRACTION = 0.95  # of present values: image paths, WKT points, coordinates in range
-LATITUDE_NAME = re.compile(r"(^|[_\W])(lat|latitude)$|[a-z](Lat|Latitude)$", re.IGNORECASE)
-LONGITUDE_NAME = re.compile(r"(^|[_\W])(lon|lng|long|longitude)$|[a-z](Lon|Lng|Long|Longitude)$", re.IGNORECASE)
-COORDINATE_RANGES = {"latitude": (LATITUDE_NAME, 90.0), "longitude": (LONGITUDE_NAME, 180.0)}
+def inference_rules() -> list[Rule]:
+    """The rules in the order they are tried; the first that decides wins.
+
+    Missing, constant and boolean columns first; then each modality's early rules (a
+    number may be a time or a coordinate); numbers; each modality's rules (image
+    paths, WKT points); and last ids, prose and labels. Modalities come in the
+    registry's order (:data:`clusterflow.modalities.MODALITIES`).
+    """
+    from .modalities import MODALITIES
+
+    modalities = list(MODALITIES.values())
+    return [_mostly_missing, _constant, _boolean, *(r for m in modalities for r in m.early_rules),
+            _numeric_key, _numeric, *(r for m in modalities for r in m.rules),
+            _unique_key, _high_cardinality, _categorical]
 
 
-def _image_path(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
-    if pd.api.types.is_numeric_dtype(values) or present.empty:
-        return None
-    fraction = present.astype(str).str.strip().str.lower().str.endswith(IMAGE_EXTENSIONS).mean()
-    if fraction >= MEDIA_FRACTION:
-        return RoleDecision(name, "image", f"{fraction:.0%} of values are image file names")
-    return None
+def known_roles() -> tuple[str, ...]:
+    """Every role a column may have: each registered modality's, then id and ignore."""
+    from .modalities import MODALITIES
 
-
-def _wkt_point(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
-    if pd.api.types.is_numeric_dtype(values) or present.empty:
-        return None
-    fraction = present.astype(str).str.match(r"^\s*POINT\b", case=False).mean()
-    if fraction >= MEDIA_FRACTION:
-        return RoleDecision(name, "geo", f"{fraction:.0%} of values are WKT points")
-    return None
-
-
-def _coordinate(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
-    for role, (pattern, limit) in COORDINATE_RANGES.items():
-        if pattern.search(name):
-            numbers = as_numbers(present)
-            in_range = (numbers.abs() <= limit).mean()
-            if numbers.notna().mean() >= NUMERIC_PARSE_FRACTION and in_range >= MEDIA_FRACTION:
-                return RoleDecision(name, role, f"named like a {role}, {in_range:.0%} of values in "
-                                                f"[-{limit:g}, {limit:g}]")
-    return None
-
-
-def _pair_coordinates(decisions: list[RoleDecision], inferred: set[str]) -> list[RoleDecision]:
-    """Inferred latitudes and longitudes count only in pairs; an unpaired one is a plain number."""
-    counts = {role: sum(d.role == role for d in decisions) for role in COORDINATE_RANGES}
-    if counts["latitude"] == counts["longitude"]:
-        return decisions
-    return [
-        RoleDecision(d.column, "numeric", f"named like a {d.role} but not paired with a "
-                                          f"{({'latitude', 'longitude'} - {d.role}).pop()} column: a plain number")
-        if d.role in COORDINATE_RANGES and d.column in inferred else d
-        for d in decisions
-    ]
-
-
-# Order matters: the first rule that decides wins. Modalities insert their rules
-# before `_unique_key` and `_categorical` (text, image, geo).
-INFERENCE_RULES: list[Rule] = [_mostly_missing, _constant, _boolean, _datetime, _coordinate, _numeric_key, _numeric,
-                               _image_path, _wkt_point, _unique_key, _high_cardinality, _categorical]
+    return (*(role for m in MODALITIES.values() for role in m.roles), *NOT_FEATURES)
 
 
 def infer_role(name: str, values: pd.Series) -> RoleDecision:
     """The role of one column, by the first inference rule that decides."""
     present = values[~is_missing(values)]
-    for rule in INFERENCE_RULES:
+    for rule in inference_rules():
         decision = rule(name, values, present)
         if decision is not None:
             return decision
@@ -254,7 +193,13 @@ def infer_roles(frame: pd.DataFrame, overrides: dict[str, str] | None = None) ->
         else infer_role(str(col), frame[col])
         for col in frame.columns
     ]
-    return _pair_coordinates(decisions, {str(c) for c in frame.columns if c not in overrides})
+    inferred = {str(c) for c in frame.columns if c not in overrides}
+    from .modalities import MODALITIES
+
+    for modality in MODALITIES.values():
+        if modality.settle_roles is not None:
+            decisions = modality.settle_roles(decisions, inferred)
+    return decisions
 
 
 def check_roles_file(overrides: dict[str, str], columns) -> None:
@@ -264,8 +209,8 @@ def check_roles_file(overrides: dict[str, str], columns) -> None:
         for name in overrides if name not in set(columns)
     ]
     problems += [
-        Problem(rule=f"unknown role {role!r}", column=name, hint=f"roles are: {', '.join(ROLES)}")
-        for name, role in overrides.items() if role not in ROLES
+        Problem(rule=f"unknown role {role!r}", column=name, hint=f"roles are: {', '.join(known_roles())}")
+        for name, role in overrides.items() if role not in known_roles()
     ]
     if problems:
         raise InputValidationError(problems)
@@ -298,6 +243,6 @@ def feature_columns(decisions: list[RoleDecision]) -> dict[str, list[str]]:
     """Columns grouped by feature role, in table order."""
     grouped: dict[str, list[str]] = {}
     for d in decisions:
-        if d.role in FEATURE_ROLES:
+        if d.role not in NOT_FEATURES:
             grouped.setdefault(d.role, []).append(d.column)
     return grouped

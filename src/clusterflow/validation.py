@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pandera.errors
 
-from .input_schema import HINTS, MIN_ROWS, input_schema
+from .input_schema import MIN_ROWS, hints, input_schema
 
 from .errors import InputValidationError, Problem
 from .modalities.image import prepare_image_columns
@@ -58,5 +58,5 @@ def problems_from_failure_cases(cases: pd.DataFrame) -> list[Problem]:
         if rule == "column_in_dataframe":
             rule, column = "column is missing", group["failure_case"].iloc[0]
         problems.append(Problem(rule=rule, column=None if pd.isna(column) else str(column), rows=rows,
-                                n_rows=len(rows), hint=HINTS.get(rule, "")))
+                                n_rows=len(rows), hint=hints().get(rule, "")))
     return problems

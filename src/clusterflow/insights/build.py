@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..modalities import modality_of_role
 from ..model import ClusterModel
 from ..roles import is_missing
 from .associations import Associations, feature_associations
 from .images import ActivationMap, ImageSource, image_embedding, occlusion_map
 from .impact import feature_impact
-from .profiles import (ALL, categorical_profile, coordinates, datetime_profile, geo_profile, image_profile,
-                       numeric_profile, text_profile)
+from .profiles import ALL, coordinates, geo_profile
 
 GEO_ROLES = ("geo", "latitude", "longitude")
 
@@ -123,21 +123,10 @@ def _profiles(frame: pd.DataFrame, roles: dict[str, str], labels: np.ndarray, di
               random_state: int) -> dict[str, dict]:
     profiles = {}
     for column, role in roles.items():
-        values = frame[column]
-        if role == "numeric":
-            profile = numeric_profile(values, labels)
-        elif role == "categorical":
-            profile = categorical_profile(values, labels)
-        elif role == "text":
-            profile = text_profile(values, labels, distances, random_state=random_state)
-        elif role == "image":
-            profile = image_profile(values, labels, distances)
-        elif role == "datetime":
-            profile = datetime_profile(values, labels)
-        elif role == "geo":
-            profile = geo_profile(coordinates(frame, {"geo": column}), labels, distances, random_state)
-        else:
+        modality = modality_of_role(role)
+        if modality.profile is None or role in ("latitude", "longitude"):  # a pair is profiled below, as one
             continue
+        profile = modality.profile(frame, column, labels, distances, random_state)
         profiles[column] = {"role": role, **profile}
     pair = {r: c for c, r in roles.items() if r in ("latitude", "longitude")}
     if len(pair) == 2:

@@ -1,7 +1,7 @@
 """What every modality provides, and the block scaler that balances modalities."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from numbers import Real
@@ -42,15 +42,53 @@ class FeaturizeOptions:
     roles: tuple[tuple[str, str], ...] = ()  # (column, role) of every column, for blocks that mix roles (geo)
 
 
+# A role inference rule: (column name, values, present values) -> a RoleDecision, or None to pass.
+Rule = Callable[[str, pd.Series, pd.Series], object]
+# An insight profile: (table, column, cluster labels, distance to the cluster centre, seed) -> a JSON-safe dict
+# with a "kind" (the report cell that draws it) and per-cluster "stats" (keys "all", "0", "1", ...).
+Profile = Callable[[pd.DataFrame, str, np.ndarray, np.ndarray, int], dict]
+# A report cell: (profile, cluster key, every cluster, the report's images) -> HTML of one cell.
+ReportCell = Callable[[dict, str, list, object], str]
+
+
+@dataclass(frozen=True)
+class ColumnCheck:
+    """A rule every column of a role must pass, run by pandera over the whole column.
+
+    ``test`` returns a boolean mask of the rows that pass (or one bool); ``error`` is the
+    rule the user reads, ``hint`` what to do about it.
+    """
+
+    test: Callable[[pd.Series], object]
+    name: str
+    error: str
+    hint: str
+
+
 @dataclass(frozen=True)
 class Modality:
-    """A block of the feature matrix: its roles, and a featurizer factory for its columns."""
+    """Everything about one kind of column, declared once; :func:`clusterflow.modalities.register` lists it.
+
+    A block of the feature matrix: the roles it featurizes and the featurizer of its
+    columns; the rules that infer its roles, the checks its columns must pass, how
+    insights profile a column per cluster and how the report draws that profile.
+    """
 
     name: str
     roles: tuple[str, ...]
     make_featurizer: Callable[[list[str], FeaturizeOptions], TransformerMixin]
     description: str
     describe_fitted: Callable[[TransformerMixin], dict] | None = None  # what the manifest records of a fitted featurizer
+    # Inference: `early_rules` run before the numeric rules (a number may be a time or a coordinate),
+    # `rules` after them and before the label rules (ids, prose, categories).
+    early_rules: tuple[Rule, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    # After every column has a role: settle decisions that depend on other columns (geo pairs
+    # latitudes with longitudes). Takes the decisions and the inferred (not overridden) columns.
+    settle_roles: Callable[[list, set], list] | None = None
+    checks: dict[str, tuple[ColumnCheck, ...]] = field(default_factory=dict)  # role -> checks of its columns
+    profile: Profile | None = None  # insights of one column of this modality's roles
+    report_cell: ReportCell | None = None  # how the report draws a profile of this modality's kind
 
 
 class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

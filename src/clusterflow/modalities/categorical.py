@@ -163,9 +163,17 @@ def make_categorical_featurizer(columns: list[str], options: FeaturizeOptions) -
     return CategoricalEncoder()
 
 
+def categorical_profile(frame: pd.DataFrame, column: str, labels: np.ndarray, distances: np.ndarray,
+                        seed: int) -> dict:
+    from ..insights.profiles import categorical_profile
+
+    return categorical_profile(frame[column], labels)
+
+
 CATEGORICAL = Modality(
     "categorical", ("categorical",), make_categorical_featurizer,
     f"frequent levels one-hot + other (+ frequency past {FREQUENCY_ENCODING_ABOVE} levels), at most {MAX_LEVELS} "
     "features",
     describe_fitted=lambda encoder: encoder.column_details_,
+    profile=categorical_profile,
 )

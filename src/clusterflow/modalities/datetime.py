@@ -12,8 +12,8 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
 from .. import temporal
 from ..errors import InputValidationError, Problem
-from ..roles import DATETIME_PARSE_FRACTION, is_missing
-from .base import FeaturizeOptions, Modality, require_columns
+from ..roles import NUMERIC_PARSE_FRACTION, RoleDecision, as_numbers, is_missing
+from .base import ColumnCheck, FeaturizeOptions, Modality, require_columns
 
 # A cyclic part: its name and the fraction of its cycle a timestamp is at.
 CYCLES = {
@@ -24,12 +24,14 @@ CYCLES = {
 # Whether a part varies is judged on its whole units (a date-only column has one hour).
 UNITS = {"hour": lambda t: t.dt.hour, "weekday": lambda t: t.dt.dayofweek, "month": lambda t: t.dt.month}
 MAX_WIDTH = 2 * len(CYCLES) + 2  # per column: sin/cos per part, scaled time, missing flag
+DATETIME_PARSE_FRACTION = 0.95
+EPOCH_UNIT_NAMES = {"epoch-s": "seconds", "epoch-ms": "milliseconds"}
 
 
 def parses_consistently(values: pd.Series) -> pd.Series:
     """Row mask for validation: all True when the column parses as dates/times, else the failing rows are False.
 
-    A column parses when at least :data:`~clusterflow.roles.DATETIME_PARSE_FRACTION` of
+    A column parses when at least :data:`DATETIME_PARSE_FRACTION` of
     its present values parse in one way (a few unparseable values become missing);
     otherwise its unparseable rows are the ones to report.
     """
@@ -165,6 +167,32 @@ class DatetimeFeaturizer(TransformerMixin, BaseEstimator):
         }
 
 
+def infer_datetime(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return RoleDecision(name, "datetime", "datetime dtype")
+    sample = present.sample(min(len(present), 1_000), random_state=0)
+    if pd.api.types.is_numeric_dtype(values) or as_numbers(sample).notna().mean() >= NUMERIC_PARSE_FRACTION:
+        if not temporal.is_time_name(name):
+            return None
+        unit, fraction = temporal.epoch_unit(as_numbers(present))
+        if unit is None or fraction < DATETIME_PARSE_FRACTION:
+            return None
+        stamps = temporal.to_utc(as_numbers(present), unit)
+        start, end = (f"{stamp:%Y-%m-%d}" for stamp in (stamps.min(), stamps.max()))
+        return RoleDecision(name, "datetime", f"named like a time, numbers are {EPOCH_UNIT_NAMES[unit]} "
+                                              f"since 1970 ({start} to {end})" + _unparsed(present, fraction))
+    fmt, fraction = temporal.best_string_format(present)
+    if fmt is None or fraction < DATETIME_PARSE_FRACTION:
+        return None
+    return RoleDecision(name, "datetime", f"{fraction:.1%} of values parse as dates/times ({fmt})"
+                        + _unparsed(present, fraction))
+
+
+def _unparsed(present: pd.Series, fraction: float) -> str:
+    count = round(len(present) * (1 - fraction))
+    return f"; {count} unparseable value(s) will be missing" if count else ""
+
+
 def make_datetime_featurizer(columns: list[str], options: FeaturizeOptions) -> DatetimeFeaturizer:
     return DatetimeFeaturizer()
 
@@ -174,4 +202,16 @@ DATETIME = Modality(
     f"cyclic hour, weekday, month (those that vary) + scaled time, in UTC; missing flag; at most {MAX_WIDTH} "
     "features",
     describe_fitted=lambda featurizer: featurizer.column_details_,
+    early_rules=(infer_datetime,),  # before the numeric rules: epoch seconds are numbers
+    checks={"datetime": (ColumnCheck(
+        parses_consistently, "datetime_values", "values do not parse as dates/times",
+        "at least 95% of the values must parse one way (ISO 8601, 26/11/2026 14:05, epoch seconds, ...): fix "
+        "these, or set the column's role to categorical or text in a roles file"),)},
+    profile=lambda frame, column, labels, distances, seed: _profile(frame[column], labels),
 )
+
+
+def _profile(values: pd.Series, labels: np.ndarray) -> dict:
+    from ..insights.profiles import datetime_profile
+
+    return datetime_profile(values, labels)

@@ -13,8 +13,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ..roles import as_numbers, is_missing
-from .base import FeaturizeOptions, Modality, require_columns
+from ..roles import MEDIA_FRACTION, NUMERIC_PARSE_FRACTION, RoleDecision, as_numbers, is_missing, non_numeric_rows
+from .base import ColumnCheck, FeaturizeOptions, Modality, require_columns
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 WKT_POINT = re.compile(rf"^\s*POINT\s*(?:Z\s*|M\s*|ZM\s*)?\(\s*({_NUMBER})\s+({_NUMBER})(?:\s+{_NUMBER}){{0,2}}\s*\)\s*$",
@@ -134,6 +134,44 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
         return np.where(np.repeat(located, 3, axis=1), xyz, np.nan)
 
 
+LATITUDE_NAME = re.compile(r"(^|[_\W])(lat|latitude)$|[a-z](Lat|Latitude)$", re.IGNORECASE)
+LONGITUDE_NAME = re.compile(r"(^|[_\W])(lon|lng|long|longitude)$|[a-z](Lon|Lng|Long|Longitude)$", re.IGNORECASE)
+COORDINATE_RANGES = {"latitude": (LATITUDE_NAME, 90.0), "longitude": (LONGITUDE_NAME, 180.0)}
+
+
+def infer_wkt_point(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    fraction = present.astype(str).str.match(r"^\s*POINT\b", case=False).mean()
+    if fraction >= MEDIA_FRACTION:
+        return RoleDecision(name, "geo", f"{fraction:.0%} of values are WKT points")
+    return None
+
+
+def infer_coordinate(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    for role, (pattern, limit) in COORDINATE_RANGES.items():
+        if pattern.search(name):
+            numbers = as_numbers(present)
+            in_range = (numbers.abs() <= limit).mean()
+            if numbers.notna().mean() >= NUMERIC_PARSE_FRACTION and in_range >= MEDIA_FRACTION:
+                return RoleDecision(name, role, f"named like a {role}, {in_range:.0%} of values in "
+                                                f"[-{limit:g}, {limit:g}]")
+    return None
+
+
+def pair_coordinates(decisions: list[RoleDecision], inferred: set[str]) -> list[RoleDecision]:
+    """Inferred latitudes and longitudes count only in pairs; an unpaired one is a plain number."""
+    counts = {role: sum(d.role == role for d in decisions) for role in COORDINATE_RANGES}
+    if counts["latitude"] == counts["longitude"]:
+        return decisions
+    return [
+        RoleDecision(d.column, "numeric", f"named like a {d.role} but not paired with a "
+                                          f"{({'latitude', 'longitude'} - {d.role}).pop()} column: a plain number")
+        if d.role in COORDINATE_RANGES and d.column in inferred else d
+        for d in decisions
+    ]
+
+
 def make_geo_featurizer(columns: list[str], options: FeaturizeOptions) -> GeoFeaturizer:
     role = dict(options.roles)
     return GeoFeaturizer(points=[c for c in columns if role[c] == "geo"],
@@ -141,5 +179,39 @@ def make_geo_featurizer(columns: list[str], options: FeaturizeOptions) -> GeoFea
                          longitudes=[c for c in columns if role[c] == "longitude"])
 
 
-GEO = Modality("geo", ("geo", "latitude", "longitude"), make_geo_featurizer,
-               "unit-sphere x, y, z per location (WKT point or latitude + longitude pair), missing flag")
+def _coordinates_ok(values: pd.Series, limit: float) -> pd.Series:
+    numbers = as_numbers(values)
+    return ~non_numeric_rows(values) & ~(numbers.abs() > limit)
+
+
+def _points_in_range(values: pd.Series) -> pd.Series:
+    points = parse_points(values)
+    return ~((points["latitude"].abs() > 90) | (points["longitude"].abs() > 180))
+
+
+def geo_profile(frame: pd.DataFrame, column: str, labels: np.ndarray, distances: np.ndarray, seed: int) -> dict:
+    """Profile of a WKT point column (a latitude/longitude pair is profiled as one location by the insights)."""
+    from ..insights.profiles import coordinates, geo_profile
+
+    return geo_profile(coordinates(frame, {"geo": column}), labels, distances, seed)
+
+
+GEO = Modality(
+    "geo", ("geo", "latitude", "longitude"), make_geo_featurizer,
+    "unit-sphere x, y, z per location (WKT point or latitude + longitude pair), missing flag",
+    early_rules=(infer_coordinate,), rules=(infer_wkt_point,), settle_roles=pair_coordinates,
+    checks={
+        "latitude": (ColumnCheck(lambda s: _coordinates_ok(s, 90.0), "latitude_range",
+                                 "latitudes outside [-90, 90] or not numbers",
+                                 "fix these values (degrees, latitude first in the pair), or blank them"),),
+        "longitude": (ColumnCheck(lambda s: _coordinates_ok(s, 180.0), "longitude_range",
+                                  "longitudes outside [-180, 180] or not numbers",
+                                  "fix these values (degrees), or blank them"),),
+        "geo": (ColumnCheck(lambda s: ~malformed_points(s), "wkt_point", "values are not WKT points `POINT (lon lat)`",
+                            "write each value as POINT (longitude latitude), or blank it"),
+                ColumnCheck(_points_in_range, "point_range",
+                            "points outside latitude [-90, 90] or longitude [-180, 180]",
+                            "WKT points are POINT (longitude latitude): check the order and the values")),
+    },
+    profile=geo_profile,
+)

@@ -30,7 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ..errors import InputValidationError, Problem
-from ..roles import is_missing
+from ..roles import MEDIA_FRACTION, RoleDecision, is_missing
 from .base import FeaturizeOptions, Modality, require_columns
 
 ON_BAD_IMAGE = ("error", "missing")
@@ -444,10 +444,29 @@ class ImageFeaturizer(TransformerMixin, BaseEstimator):
         return groups, bad
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def infer_image_path(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    fraction = present.astype(str).str.strip().str.lower().str.endswith(IMAGE_EXTENSIONS).mean()
+    if fraction >= MEDIA_FRACTION:
+        return RoleDecision(name, "image", f"{fraction:.0%} of values are image file names")
+    return None
+
+
 def make_image_featurizer(columns: list[str], options: FeaturizeOptions) -> ImageFeaturizer:
     return ImageFeaturizer(model=options.image_model, on_bad_image=options.on_bad_image)
 
 
+def image_profile(frame: pd.DataFrame, column: str, labels: np.ndarray, distances: np.ndarray, seed: int) -> dict:
+    from ..insights.profiles import image_profile
+
+    return image_profile(frame[column], labels, distances)
+
+
 IMAGE = Modality("image", ("image",), make_image_featurizer,
                  "colour histogram, HOG-like texture and an 8x8 thumbnail (or a local CLIP-style model's embedding)",
-                 describe_fitted=lambda featurizer: featurizer.column_details_)
+                 describe_fitted=lambda featurizer: featurizer.column_details_,
+                 rules=(infer_image_path,), profile=image_profile)

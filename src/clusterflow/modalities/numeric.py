@@ -7,8 +7,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler
 
-from ..roles import as_numbers
-from .base import FeaturizeOptions, Modality
+from ..roles import as_numbers, non_numeric_rows
+from .base import ColumnCheck, FeaturizeOptions, Modality
 
 
 def to_numbers(frame: pd.DataFrame) -> np.ndarray:
@@ -24,5 +24,16 @@ def make_numeric_featurizer(columns: list[str], options: FeaturizeOptions):
     )
 
 
-NUMERIC = Modality("numeric", ("numeric",), make_numeric_featurizer,
-                   "median impute + missing flag, robust scaling")
+def numeric_profile(frame: pd.DataFrame, column: str, labels: np.ndarray, distances: np.ndarray, seed: int) -> dict:
+    from ..insights.profiles import numeric_profile
+
+    return numeric_profile(frame[column], labels)
+
+
+NUMERIC = Modality(
+    "numeric", ("numeric",), make_numeric_featurizer, "median impute + missing flag, robust scaling",
+    checks={"numeric": (ColumnCheck(lambda s: ~non_numeric_rows(s), "numeric_values", "values are not numbers",
+                                    "fix or blank these values, or set the column's role to categorical in a "
+                                    "roles file"),)},
+    profile=numeric_profile,
+)

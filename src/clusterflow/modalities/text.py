@@ -389,6 +389,14 @@ def make_text_featurizer(columns: list[str], options: FeaturizeOptions):
     return SentenceEmbedder(model=options.text_model, cache=options.cache, backend=options.text_backend)
 
 
+def text_profile(frame: pd.DataFrame, column: str, labels: np.ndarray, distances: np.ndarray, seed: int) -> dict:
+    from ..insights.profiles import text_profile
+
+    return text_profile(frame[column], labels, distances, random_state=seed)
+
+
+# Prose is told apart from labels by the generic high-cardinality rule (clusterflow.roles).
 TEXT = Modality("text", ("text",), make_text_featurizer,
                 f"sentence-transformers embedding ({DEFAULT_MODEL_NAME} by default) + missing flag; "
-                "TF-IDF + SVD when chosen", describe_fitted=lambda featurizer: featurizer.summary())
+                "TF-IDF + SVD when chosen", describe_fitted=lambda featurizer: featurizer.summary(),
+                profile=text_profile)

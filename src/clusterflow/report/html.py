@@ -10,6 +10,7 @@ import pandas as pd
 from ..cluster_map import ClusterMap
 from ..insights import ModelInsights, describe_clusters
 from ..insights.profiles import ALL
+from ..modalities import modality_of_kind
 from ..run_folder import Manifest
 from . import svg
 from .assets import SCRIPT, STYLE
@@ -210,6 +211,9 @@ def _profile_cell(profile: dict, key: str, clusters: list[int], images: ReportIm
         return ""
     missing = f'<div class="small">missing {_pct(stats["missing"])}</div>'
     kind = profile["kind"]
+    modality = modality_of_kind(kind)
+    if modality is not None and modality.report_cell is not None:  # a modality that draws its own cells
+        return modality.report_cell(profile, key, clusters, images)
     if kind == "numeric":
         overall = profile["stats"][ALL]
         colour = "#9498a0" if key == ALL else cluster_colour(int(key), clusters)
