@@ -32,6 +32,12 @@ def test_the_estimator_and_the_flow_rank_the_same_candidates_alike(customers_csv
     assignments = pd.read_parquet(f"{run_uri}/assignments.parquet")
     np.testing.assert_array_equal(estimator.labels_, assignments["cluster"])
 
+    from distributed import Client
+
+    with Client(dask_address) as client:  # the candidates fitted on the workers instead of in threads
+        on_dask = clusterflow.Clustering(**SETTINGS, client=client).fit(read_table(data))
+    pd.testing.assert_frame_equal(on_dask.leaderboard_[COMPARED], flow_board[COMPARED], check_dtype=False, rtol=1e-6)
+
     saved = estimator.save(str(tmp_path / "saved"))
     predict(model=saved, data=data, out=str(tmp_path / "scored.parquet"))
     np.testing.assert_array_equal(pd.read_parquet(tmp_path / "scored.parquet")["cluster"], estimator.labels_)
