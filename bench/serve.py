@@ -1,7 +1,7 @@
 """Load test of `clusterflow serve-model` on 127.0.0.1: requests/s and latency, and a promotion mid-load.
 
 Publishes two runs of a numeric + categorical customer table (k-means, k=4 and k=5) with the
-`clusterflow` command, promotes the first, and serves the dataset's promoted model. An asyncio
+`clusterflow` command, promotes the first, and serves the dataset's promoted model (a promotion from this process swaps it). An asyncio
 client (httpx, a fixed number of requests, a bounded number in flight, a time limit) then
 sends single-row and 100-row requests, and single-row requests again while the second model is
 promoted. Targets: >= 300 single-row requests/s with p99 <= 50 ms; no failed request during the
@@ -17,14 +17,17 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from clusterflow.promotion import promote  # noqa: E402
 from clusterflow.samples import customers  # noqa: E402
 from deployments.local_server import free_port, stop_process_group  # noqa: E402
 
@@ -91,9 +94,29 @@ async def drive(url: str, bodies: list, requests: int, concurrency: int, max_sec
             "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "models": models}
 
 
-def promote_later(run: str, root: Path, delay: float) -> subprocess.Popen:
-    return subprocess.Popen(["sh", "-c", f"sleep {delay} && {CLI} promote {run} kmeans-k5 --runs-root {root} "
-                                         f"--dataset customers"], stdout=subprocess.DEVNULL)
+def promote_later(run: str, root: Path, delay: float) -> threading.Thread:
+    """Promote ``run``'s kmeans-k5 after ``delay`` seconds, from a thread (as a pipeline would)."""
+    def later():
+        time.sleep(delay)
+        promote(run, "kmeans-k5", runs_root=str(root), dataset="customers")
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    return thread
+
+
+def server_cpu_seconds(process: subprocess.Popen) -> float:
+    """CPU seconds used so far by the service (the process and its children)."""
+    parent = psutil.Process(process.pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [parent, *parent.children(recursive=True)])
+
+
+def measured(process: subprocess.Popen, url: str, bodies: list, requests: int, concurrency: int,
+             seconds: float) -> dict:
+    cpu = server_cpu_seconds(process)
+    result = asyncio.run(drive(url, bodies, requests, concurrency, seconds))
+    result["per_server_cpu_second"] = result["requests"] / max(server_cpu_seconds(process) - cpu, 1e-9)
+    return result
 
 
 def main() -> None:
@@ -118,19 +141,21 @@ def main() -> None:
     try:
         asyncio.run(drive(url, single, 300, args.concurrency, args.seconds))  # warm up
         phases = {
-            "1 row": asyncio.run(drive(url, single, args.requests, args.concurrency, args.seconds)),
-            "100 rows": asyncio.run(drive(url, hundred, max(args.requests // 10, 50), 4, args.seconds)),
+            "1 row": measured(process, url, single, args.requests, args.concurrency, args.seconds),
+            "100 rows": measured(process, url, hundred, max(args.requests // 10, 50), 4, args.seconds),
         }
         promoter = promote_later(runs[1], root, delay=3)
-        phases["1 row, swap"] = asyncio.run(drive(url, single, args.requests * 2, args.concurrency, args.seconds))
-        promoter.wait(timeout=120)
+        phases["1 row, swap"] = measured(process, url, single, args.requests * 2, args.concurrency, args.seconds)
+        promoter.join()
     finally:
         stop_process_group(process)
-    print(f"\n{'phase':<12} {'requests':>8} {'failed':>6} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7}")
+    print(f"\n{'phase':<12} {'requests':>8} {'failed':>6} {'req/s':>8} {'rows/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'req per server CPU-s':>21}")
     for name, result in phases.items():
         rows = 100 if name == "100 rows" else 1
         print(f"{name:<12} {result['requests']:>8} {result['failed']:>6} {result['per_second']:>8.0f} "
-              f"{result['per_second'] * rows:>8.0f} {result['p50']:>7.1f} {result['p99']:>7.1f}")
+              f"{result['per_second'] * rows:>8.0f} {result['p50']:>7.1f} {result['p99']:>7.1f} "
+              f"{result['per_server_cpu_second']:>21.0f}")
     swap = phases["1 row, swap"]["models"]
     switched = next((i for i, m in enumerate(swap) if m == "kmeans-k5"), None)
     print(f"\nswap: {swap.count('kmeans-k4')} answers by kmeans-k4, then {swap.count('kmeans-k5')} by kmeans-k5 "
