@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.metrics import adjusted_rand_score
 
 import clusterflow
@@ -106,8 +107,9 @@ def test_published_run_is_never_overwritten(customers_run):
     assert manifest.read_bytes() == before
 
 
-class _FailsForLargeK:
-    """A registered algorithm that cannot fit more than three clusters."""
+class _FailsForLargeK(ClusterMixin, BaseEstimator):
+    """A registered algorithm (a scikit-learn estimator, as every algorithm is) that cannot fit more than three
+    clusters."""
 
     def __init__(self, k):
         self.k = k
