@@ -57,7 +57,7 @@ class Command:
     def __call__(self, *args, kill_at: str | None = None) -> subprocess.CompletedProcess:
         """Run to the end; ``kill_at`` names the point where the command kills itself."""
         env = {**self.env, **({KILL_AT_ENV: kill_at} if kill_at else {})}
-        return subprocess.run(self._argv(args), env=env, capture_output=True, text=True, timeout=300)
+        return subprocess.run(self._argv(args), env=env, capture_output=True, text=True, timeout=900)
 
     def start(self, *args) -> subprocess.Popen:
         return subprocess.Popen(self._argv(args), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -140,7 +140,7 @@ def test_a_rerun_killed_after_its_leaderboard_leaves_the_run_as_it_was_and_a_ret
 def test_two_reruns_at_once_the_second_is_refused_clearly_and_the_first_loses_nothing(clusterflow_cli, local_run, tmp_path):
     run = copy_of(local_run["run"], tmp_path)
     first = clusterflow_cli.start("rerun", run, "--k", "4")
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while not Path(run, "lock.json").exists():  # the first holds the run's lock ...
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()
         time.sleep(0.05)
@@ -149,7 +149,7 @@ def test_two_reruns_at_once_the_second_is_refused_clearly_and_the_first_loses_no
         second = clusterflow_cli("rerun", run, "--k", "5")
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    out, err = first.communicate(timeout=300)
+    out, err = first.communicate(timeout=900)
     assert first.returncode == 0, err
     assert second.returncode == 1 and "is being changed by a rerun" in second.stderr and no_traceback(second)
     manifest = consistent(run)
