@@ -1,11 +1,14 @@
 """The `cluster` flow: load -> validate -> featurize -> fan-out on Dask -> leaderboard -> publish."""
 from __future__ import annotations
 
+import time
+
 from prefect import flow
 
 from clusterflow import runs
 from clusterflow.compute import SharedMatrices, featurizing_uses_dask, starting_dask_client
 from clusterflow.run_folder import RunFolder
+from clusterflow.timings import take_startup_costs
 from schemas.parameters import parse_parameters, run_field
 from tasks.cluster import (commit_run, load_input, prepare_features, publish_artifacts, publish_report_artifacts,
                            train_candidates, write_report, write_run_files)
@@ -66,9 +69,11 @@ def cluster(
             client = starting.result()
             shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
                                             max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)
+            fan_out_started = time.perf_counter()
             results = train_candidates(prepared.specs, shared, params.silhouette_sample,
                                        f"fan-out-{dataset}")
-        manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options)
+            timings = {**take_startup_costs(), **starting.timings(), "fan_out": time.perf_counter() - fan_out_started}
+        manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options, timings)
         manifest = write_report(run_uri, inputs, manifest, storage_options)
         manifest = commit_run(run_uri, manifest, lock, storage_options)
     publish_artifacts(run_uri, manifest, storage_options)

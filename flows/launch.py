@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from dataclasses import replace
 
 from clusterflow.errors import ClusterflowError, InputValidationError, Problem
@@ -114,7 +115,7 @@ def check_rerun(run: str, k: list[int], model: str | None) -> None:
     from clusterflow.run_folder import RunFolder
 
     problems = k_problems(k)
-    _collect(problems, lambda: RunFolder(run).manifest(), where="RUN")
+    problems += _unknown_model(_collect(problems, RunFolder(run).manifest, where="RUN"), model)
     _raise_if_any(problems)
     RunFolder(run).ensure_unlocked()
 
@@ -132,11 +133,16 @@ def check_report(run: str, model: str | None, associations: str, projection: str
                                 hint="use pca or tsne"))
     folder = RunFolder(run)
     manifest = _collect(problems, folder.manifest, where="RUN")
-    if manifest is not None and model is not None and model not in manifest.models:
-        problems.append(Problem(rule=f"run {manifest.run_id} has no model {model!r}", where="--model",
-                                hint=f"choose one of {', '.join(manifest.models)}"))
+    problems += _unknown_model(manifest, model)
     _raise_if_any(problems)
     return folder, manifest
+
+
+def _unknown_model(manifest: dict | None, model: str | None) -> list[Problem]:
+    if manifest is None or model is None or model in manifest.models:
+        return []
+    return [Problem(rule=f"run {manifest.run_id} has no model {model!r}", where="--model",
+                    hint=f"choose one of {', '.join(manifest.models)}")]
 
 
 def check_recluster(data: str, *, runs_root: str | None, dataset: str | None, k: list[int] | None,
@@ -181,8 +187,17 @@ def run_flow(module: str, name: str, **parameters):
     """Start Prefect (its temporary server when no PREFECT_API_URL is set) and run flow ``module:name``."""
     from flows.prefect_setup import quiet_user_error_tracebacks, start_temporary_server
 
+    from clusterflow.timings import record_startup, seconds_since_process_start
+
+    record_startup("command_start_and_checks", seconds_since_process_start())
+    started = time.perf_counter()
     server = start_temporary_server()  # boots in its own process while the flow's modules import
     flow = getattr(importlib.import_module(module), name)
     quiet_user_error_tracebacks()
+    record_startup("flow_imports", time.perf_counter() - started)
+    waited = time.perf_counter()
     server.wait_until_ready()
+    record_startup("prefect_server_wait", time.perf_counter() - waited)
+    if server.startup_seconds is not None:
+        record_startup("prefect_server_start", server.startup_seconds)
     return flow(**parameters)

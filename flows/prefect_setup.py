@@ -27,6 +27,8 @@ MIN_STARTUP_WAIT = 120  # seconds
 class _Ready:
     """A server that needs no waiting (a real one at ``PREFECT_API_URL``)."""
 
+    startup_seconds = None
+
     def wait_until_ready(self) -> None:
         return None
 
@@ -44,10 +46,10 @@ def start_temporary_server():
     class TiedServer(SubprocessASGIServer):
         """Prefect's temporary server, started in the background and stopped with this process."""
 
+        startup_seconds: float | None = None  # from spawning the process to its first healthy answer
+
         def _run_uvicorn_command(self) -> subprocess.Popen:
-            process = _popen_tied_to_parent(super()._run_uvicorn_command)
-            self._started_at = time.perf_counter()
-            return process
+            return _popen_tied_to_parent(super()._run_uvicorn_command)
 
         def spawn(self) -> None:
             self.port = self.find_available_port()
@@ -59,6 +61,7 @@ def start_temporary_server():
             self._ready.start()
 
         def _wait_healthy(self) -> None:
+            spawned = time.perf_counter()
             # Prefect's own wait counts only its sleeps, so its 20 s default lasts far longer in wall
             # time; a brand-new home (database migrations) took ~40 s here.
             deadline = time.monotonic() + max(settings.server.ephemeral.startup_timeout_seconds, MIN_STARTUP_WAIT)
@@ -70,6 +73,7 @@ def start_temporary_server():
                         return
                     try:
                         if client.get(f"{self.api_url}/health").status_code == 200:
+                            self.startup_seconds = time.perf_counter() - spawned
                             return
                     except httpx.TransportError:
                         pass

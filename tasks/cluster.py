@@ -71,8 +71,10 @@ def train_candidates(specs: list[CandidateSpec], shared: SharedMatrices, silhoue
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
 def write_run_files(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared: runs.PreparedData,
-                    results: list[CandidateResult], params: RunParameters, storage_options: dict | None) -> Manifest:
-    return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params)
+                    results: list[CandidateResult], params: RunParameters, storage_options: dict | None,
+                    timings: dict[str, float] | None = None) -> Manifest:
+    return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params,
+                                timings)
 
 
 @task(cache_policy=NO_CACHE)

@@ -9,6 +9,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -38,27 +39,51 @@ def dask_client(address: str | None = None, n_workers: int | None = None, rows: 
         yield client
 
 
+class StartingClient:
+    """A Dask client being started in the background; :meth:`result` waits for it.
+
+    ``start_seconds`` is how long the cluster took to start, ``waited_seconds`` how long
+    callers of :meth:`result` were kept waiting for it.
+    """
+
+    def __init__(self) -> None:
+        self._ready: concurrent.futures.Future = concurrent.futures.Future()
+        self.start_seconds: float | None = None
+        self.waited_seconds = 0.0
+
+    def result(self) -> Client:
+        started = time.perf_counter()
+        try:
+            return self._ready.result()
+        finally:
+            self.waited_seconds += time.perf_counter() - started
+
+    def timings(self) -> dict[str, float]:
+        return {"dask_start": self.start_seconds or 0.0, "dask_wait": self.waited_seconds}
+
+
 @contextmanager
-def starting_dask_client(address: str | None = None, rows: int | None = None
-                         ) -> Iterator[concurrent.futures.Future]:
-    """:func:`dask_client`, started in the background: yields at once a future of the client,
-    so the cluster starts while the caller works (reads, featurizes); closed on exit."""
-    ready: concurrent.futures.Future = concurrent.futures.Future()
+def starting_dask_client(address: str | None = None, rows: int | None = None) -> Iterator[StartingClient]:
+    """:func:`dask_client`, started in the background: yields at once, so the cluster starts
+    while the caller works (reads, featurizes); closed on exit."""
+    starting = StartingClient()
     done = threading.Event()
 
     def hold() -> None:
+        started = time.perf_counter()
         try:
             with dask_client(address, rows=rows) as client:
-                ready.set_result(client)
+                starting.start_seconds = time.perf_counter() - started
+                starting._ready.set_result(client)
                 done.wait()
         except BaseException as exc:  # reported to whoever waits for the client
-            if not ready.done():
-                ready.set_exception(exc)
+            if not starting._ready.done():
+                starting._ready.set_exception(exc)
 
     holder = threading.Thread(target=hold, name="dask-cluster", daemon=True)
     holder.start()
     try:
-        yield ready
+        yield starting
     finally:
         done.set()
         holder.join()

@@ -85,6 +85,27 @@ def _mostly_missing(name: str, values: pd.Series, present: pd.Series) -> RoleDec
     return None
 
 
+def _nested(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
+    # Lists and structs (Parquet, JSON) arrive as JSON text (see storage.read_table).
+    if pd.api.types.is_numeric_dtype(values) or present.empty:
+        return None
+    sample = present.astype(str).str.strip().head(1_000)
+    if sample.str.match(r"^[\[{]").mean() < MEDIA_FRACTION:
+        return None
+    parsed = sample.map(_parses_as_json_container).mean()
+    if parsed >= MEDIA_FRACTION:
+        return RoleDecision(name, "ignore", "dropped: nested values (lists or records); flatten them into "
+                                            "columns of their own to cluster on them")
+    return None
+
+
+def _parses_as_json_container(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), (list, dict))
+    except ValueError:
+        return False
+
+
 def _constant(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | None:
     if present.astype(str).nunique() <= 1:
         return RoleDecision(name, "ignore", "dropped: constant (one distinct value)")
@@ -162,7 +183,7 @@ def inference_rules() -> list[Rule]:
     from .modalities import MODALITIES
 
     modalities = list(MODALITIES.values())
-    return [_mostly_missing, _constant, _boolean, *(r for m in modalities for r in m.early_rules),
+    return [_mostly_missing, _nested, _constant, _boolean, *(r for m in modalities for r in m.early_rules),
             _numeric_key, _numeric, *(r for m in modalities for r in m.rules),
             _unique_key, _high_cardinality, _categorical]
 

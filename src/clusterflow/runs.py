@@ -158,8 +158,12 @@ def rank_candidates(inputs: RunInputs, prepared: PreparedData,
 
 
 def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
-                    results: list[CandidateResult], params: RunParameters) -> Manifest:
+                    results: list[CandidateResult], params: RunParameters,
+                    timings: dict[str, float] | None = None) -> Manifest:
     """Write models, leaderboard, assignments and feature cache; return the manifest listing them, not yet committed.
+
+    ``timings`` (seconds: start-up, cluster, fan-out wall time, ...) go first in the
+    manifest's ``timings_seconds``, before the stages timed here.
 
     The run becomes visible only when :func:`commit_run` writes the manifest, after
     every other file of the run (insights and report included) is in place.
@@ -196,7 +200,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
         top_model=top,
         models=sorted(models),
         failed_models={r.spec.model_id: r.error for r in results if not r.ok},
-        timings_seconds={"load_and_validate": inputs.seconds, "featurize": prepared.seconds,
+        timings_seconds={**(timings or {}), "load_and_validate": inputs.seconds, "featurize": prepared.seconds,
                          "train_and_score": float(np.nansum([r.fit_seconds + r.score_seconds for r in results]))},
         versions={"python": platform.python_version(), **{lib: _version(lib) for lib in LIBRARIES}},
     )

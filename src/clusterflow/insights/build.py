@@ -12,10 +12,11 @@ from ..model import ClusterModel
 from ..roles import is_missing
 from .associations import Associations, feature_associations
 from .images import ActivationMap, ImageSource, image_embedding, occlusion_map
-from .impact import feature_impact
+from .impact import feature_impact, most_separated
 from .profiles import ALL, coordinates, geo_profile
 
 GEO_ROLES = ("geo", "latitude", "longitude")
+MAX_PROFILED_COLUMNS = 100  # wider tables: insights and report cover the columns that separate the clusters most
 
 
 @dataclass
@@ -99,8 +100,12 @@ def compute_insights(model: ClusterModel, frame: pd.DataFrame, X: np.ndarray, va
     sizes = sizes.sort_values(["rows", "cluster"], ascending=[False, True], kind="stable").reset_index(drop=True)
 
     roles = {c: r for c, r in model.roles_.items() if r not in ("id", "ignore")}
-    impact, modality_impact = feature_impact(model, frame.iloc[validation], random_state=random_state)
+    impact, modality_impact = feature_impact(model, frame.iloc[validation], max_columns=MAX_PROFILED_COLUMNS,
+                                             random_state=random_state)
     rank = {f: i for i, f in enumerate(impact["feature"])}
+    if len(roles) > MAX_PROFILED_COLUMNS:  # a very wide table: profile the columns that separate the clusters most
+        kept = most_separated(frame, [c for c, r in roles.items() if r not in GEO_ROLES], labels, MAX_PROFILED_COLUMNS)
+        roles = {c: r for c, r in roles.items() if c in kept or r in GEO_ROLES}
     profiles = _profiles(frame, roles, labels, distances, random_state)
     order = sorted(profiles, key=lambda f: min(rank.get(c, len(rank)) for c in f.split(" / ")))
     associations = None

@@ -34,6 +34,9 @@ NUMERIC = Modality(
     "numeric", ("numeric",), make_numeric_featurizer, "median impute + missing flag, robust scaling",
     checks={"numeric": (ColumnCheck(lambda s: ~non_numeric_rows(s), "numeric_values", "values are not numbers",
                                     "fix or blank these values, or set the column's role to categorical in a "
-                                    "roles file"),)},
+                                    "roles file"),
+                        ColumnCheck(lambda s: ~np.isinf(as_numbers(s)), "finite_values",
+                                    "values are infinite (inf or -inf)",
+                                    "replace them with finite numbers, or blank them to make them missing"))},
     profile=numeric_profile,
 )
