@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +20,10 @@ import pytest
 CLUSTERFLOW = os.path.join(os.path.dirname(sys.executable), "clusterflow")
 TRACEBACK = "Traceback (most recent call last)"
 ROWS = 40
+PARALLEL_COMMANDS = 2
 
 
-def clusterflow(*args: str, cwd: Path | None = None, timeout: float = 120,
+def clusterflow(*args: str, cwd: Path | None = None, timeout: float = 600,
                 env: dict | None = None) -> subprocess.CompletedProcess:
     done = subprocess.run([CLUSTERFLOW, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           env={**os.environ, **(env or {})})
@@ -29,19 +31,15 @@ def clusterflow(*args: str, cwd: Path | None = None, timeout: float = 120,
     return done
 
 
-def refused(*args: str, **kwargs) -> str:
+def refusal(done: subprocess.CompletedProcess) -> str:
     """The command's error report; asserts it exited 2 (a user's mistake)."""
-    done = clusterflow(*args, **kwargs)
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith("error:") or "Error:" in done.stderr, done.stderr
     return done.stderr
 
 
-def inspected(path: Path, *args: str) -> str:
-    """`clusterflow inspect` output; asserts it read the table (exit 0)."""
-    done = clusterflow("inspect", str(path), *args)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
+def refused(*args: str, **kwargs) -> str:
+    return refusal(clusterflow(*args, **kwargs))
 
 
 def numbers_table(n: int = ROWS) -> pd.DataFrame:
@@ -142,14 +140,17 @@ def megabyte_text_cell_csv(tmp_path):
     return path, ["note", "text"]
 
 
-@pytest.mark.parametrize("make", [latin1_csv, cp1252_csv, semicolon_decimal_comma_csv, bom_csv, embedded_newlines_csv,
-                                  json_array, odd_column_names_csv, nested_parquet, excel_sheet, wide_table_csv,
-                                  megabyte_text_cell_csv], ids=lambda f: f.__name__)
-def test_input_is_read(tmp_path, make):
-    path, expected = make(tmp_path)
-    printed = inspected(path)
+READ_INPUTS = {make.__name__: make for make in (latin1_csv, cp1252_csv, semicolon_decimal_comma_csv, bom_csv,
+                                                 embedded_newlines_csv, json_array, odd_column_names_csv,
+                                                 nested_parquet, excel_sheet, wide_table_csv, megabyte_text_cell_csv)}
+
+
+@pytest.mark.parametrize("case", sorted(READ_INPUTS))
+def test_input_is_read(outcomes, case):
+    done, expected = outcomes[("read", case)]
+    assert done.returncode == 0, done.stdout + done.stderr
     for text in expected:
-        assert text in printed, printed
+        assert text in done.stdout, done.stdout
 
 
 # Inputs that are refused, with what and where.
@@ -189,12 +190,12 @@ REFUSED_INPUTS = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED_INPUTS))
-def test_bad_input_is_refused_with_what_and_where(tmp_path, case):
-    make, expected = REFUSED_INPUTS[case]
-    report = refused("run", str(make(tmp_path)), "--out", str(tmp_path / "run"))
+def test_bad_input_is_refused_with_what_and_where(outcomes, case):
+    done, (expected, out) = outcomes[("refused", case)]
+    report = refusal(done)
     for text in expected:
         assert text in report, report
-    assert not (tmp_path / "run").exists()  # refused before anything was written
+    assert not out.exists()  # refused before anything was written
 
 
 def test_roles_file_naming_a_missing_column(tmp_path, table_csv):
@@ -241,12 +242,32 @@ PARAMETER_MISTAKES = {
 
 
 @pytest.mark.parametrize("case", sorted(PARAMETER_MISTAKES))
-def test_run_parameter_mistake_is_named_with_the_rest(tmp_path, case):
-    args, expected = PARAMETER_MISTAKES[case]
-    report = refused("run", str(tmp_path / "missing.csv"), *args)
+def test_run_parameter_mistake_is_named_with_the_rest(outcomes, case):
+    done, expected = outcomes[("parameter", case)]
+    report = refusal(done)
     for text in expected:
         assert text in report, report
     assert "file not found" in report  # every problem in one report
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory):
+    """Every case above, run up front a few at a time (each is mostly start-up and imports, so the
+    cores overlap them): case -> (the finished command, what its test expects)."""
+    commands = {}
+    for name, make in READ_INPUTS.items():
+        path, expected = make(tmp_path_factory.mktemp(name))
+        commands[("read", name)] = (["inspect", str(path)], expected)
+    for name, (make, expected) in REFUSED_INPUTS.items():
+        folder = tmp_path_factory.mktemp("refused")
+        out = folder / "run"
+        commands[("refused", name)] = (["run", str(make(folder)), "--out", str(out)], (expected, out))
+    for name, (args, expected) in PARAMETER_MISTAKES.items():
+        missing = tmp_path_factory.mktemp("parameter") / "missing.csv"
+        commands[("parameter", name)] = (["run", str(missing), *args], expected)
+    with ThreadPoolExecutor(max_workers=PARALLEL_COMMANDS) as pool:
+        finished = dict(zip(commands, pool.map(lambda argv: clusterflow(*argv), (a for a, _ in commands.values()))))
+    return {case: (finished[case], expected) for case, (_, expected) in commands.items()}
 
 
 def test_every_mistake_of_a_run_in_one_report(table_csv):

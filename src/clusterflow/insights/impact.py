@@ -111,18 +111,29 @@ def most_separated(frame: pd.DataFrame, columns: list[str], labels: np.ndarray, 
     """
     if len(columns) <= limit:
         return set(columns)
-    groups = pd.Series(labels)
-    scores = {}
-    for column in columns:
-        values = frame[column]
-        numbers = as_numbers(values) if not pd.api.types.is_numeric_dtype(values) else values.astype(float)
-        if numbers.notna().mean() < 0.5:
-            numbers = pd.Series(pd.factorize(values)[0], dtype=float).where(lambda v: v >= 0)
-        numbers = numbers.reset_index(drop=True)
-        total = numbers.var(ddof=0)
-        between = numbers.groupby(groups).transform("mean").var(ddof=0)
-        scores[column] = float(between / total) if total > 0 else 0.0
-    return set(sorted(columns, key=lambda c: (-scores[c], columns.index(c)))[:limit])
+    values = np.column_stack([_as_scores(frame[column]) for column in columns])
+    present = ~np.isnan(values)
+    filled = np.where(present, values, 0.0)
+    members = (labels[:, None] == np.unique(labels)[None, :]).astype(float)  # rows x clusters
+    counts, sums = members.T @ present, members.T @ filled
+    n = np.maximum(present.sum(axis=0), 1)
+    mean = filled.sum(axis=0) / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        between = np.nansum(counts * (sums / counts - mean) ** 2, axis=0) / n
+    total = (((filled - mean) ** 2) * present).sum(axis=0) / n
+    scores = np.where(total > 0, between / np.where(total > 0, total, 1.0), 0.0)
+    return {columns[i] for i in np.argsort(-scores, kind="stable")[:limit]}
+
+
+def _as_scores(values: pd.Series) -> np.ndarray:
+    """A column as floats to score: its numbers, or its category codes when it is mostly not numbers."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype=float)
+    numbers = as_numbers(values)
+    if numbers.notna().mean() >= 0.5:
+        return numbers.to_numpy(dtype=float)
+    codes = pd.factorize(values)[0].astype(float)
+    return np.where(codes >= 0, codes, np.nan)
 
 
 def _change(assigned: tuple[np.ndarray, np.ndarray], labels: np.ndarray, proba: np.ndarray) -> dict:
