@@ -1,4 +1,4 @@
-"""Scores of one clustering on the validation rows.
+"""Scores of one clustering: on the validation rows, on more rows, against structureless data, under resampling.
 
 Noise rule (density algorithms): silhouette, Calinski-Harabasz and Davies-Bouldin
 are computed on the clustered (non-noise) rows, and the silhouette is then
@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn import config_context
-from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
 
 from .algorithms import NOISE
 
 SILHOUETTE_WORKING_MEMORY_MB = 128
+REFERENCE_ROWS, REFERENCE_DRAWS = 2_000, 2
+MIN_CLUSTER_SHARE, MIN_CLUSTER_ROWS = 0.02, 5  # smaller clusters count as noise in the selection score
 
 
 def score_labels(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int) -> dict:
@@ -27,12 +30,66 @@ def score_labels(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: i
     if len(np.unique(yc)) < 2 or len(np.unique(yc)) >= len(yc):
         scores["note"] = "fewer than 2 clusters among the validation rows: scores undefined"
         return scores
-    # Distances in 128 MB chunks rather than scikit-learn's default 1 GB: candidates score side by side.
-    with config_context(working_memory=SILHOUETTE_WORKING_MEMORY_MB):
-        silhouette = silhouette_score(Xc, yc, sample_size=min(sample_size, len(yc)), random_state=seed)
     scores.update(
-        silhouette=float(silhouette) * (1 - noise_fraction),
+        silhouette=clustered_silhouette(X, labels, sample_size=sample_size, seed=seed),
         calinski_harabasz=float(calinski_harabasz_score(Xc, yc)),
         davies_bouldin=float(davies_bouldin_score(Xc, yc)),
     )
     return scores
+
+
+def clustered_silhouette(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int) -> float:
+    """Silhouette under the noise rule (noise rows score 0); NaN with fewer than two clusters."""
+    clustered = labels != NOISE
+    Xc, yc = X[clustered], labels[clustered]
+    if len(np.unique(yc)) < 2 or len(np.unique(yc)) >= len(yc):
+        return float("nan")
+    # Distances in 128 MB chunks rather than scikit-learn's default 1 GB: candidates score side by side.
+    with config_context(working_memory=SILHOUETTE_WORKING_MEMORY_MB):
+        silhouette = silhouette_score(Xc, yc, sample_size=min(sample_size, len(yc)), random_state=seed)
+    return float(silhouette) * float(clustered.mean())
+
+
+def agreement(reference: np.ndarray, other: np.ndarray) -> float:
+    """Adjusted Rand index between two labelings of the same rows (noise is one more label)."""
+    return float(adjusted_rand_score(reference, other))
+
+
+def reference_silhouette(X: np.ndarray, n_clusters: int, seed: int) -> float:
+    """The silhouette k-means reaches with ``n_clusters`` on structureless data of ``X``'s spread.
+
+    Gaussian draws with the variances of ``X``'s principal components: silhouette favours
+    few clusters even where there are none (two halves of one elongated cloud score about
+    0.4), so a clustering is judged by how far it rises above this reference.
+    """
+    centred = X - X.mean(axis=0)
+    spread = np.linalg.svd(centred, full_matrices=False, compute_uv=False) / np.sqrt(max(len(X) - 1, 1))
+    rng = np.random.default_rng(seed)
+    silhouettes = []
+    for _ in range(REFERENCE_DRAWS):
+        Z = rng.normal(size=(min(len(X), REFERENCE_ROWS), len(spread))) * spread
+        labels = KMeans(n_clusters=n_clusters, n_init=2, random_state=seed).fit_predict(Z)
+        silhouettes.append(silhouette_score(Z, labels) if len(np.unique(labels)) > 1 else 0.0)
+    return float(np.mean(silhouettes))
+
+
+def without_tiny_clusters(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with clusters of fewer than 2% of the rows (at least 5) turned into noise.
+
+    A few outlying rows split off as a cluster give a high silhouette and no segment.
+    """
+    labels = labels.copy()
+    clusters, sizes = np.unique(labels[labels != NOISE], return_counts=True)
+    tiny = clusters[sizes < max(MIN_CLUSTER_ROWS, MIN_CLUSTER_SHARE * len(labels))]
+    labels[np.isin(labels, tiny)] = NOISE
+    return labels
+
+
+def silhouette_excess(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int) -> tuple[float, float]:
+    """(silhouette above the structureless reference, the reference) with tiny clusters as noise."""
+    kept = without_tiny_clusters(labels)
+    n_clusters = len(np.unique(kept[kept != NOISE]))
+    if n_clusters < 2:
+        return float("nan"), float("nan")
+    reference = reference_silhouette(X, n_clusters, seed)
+    return clustered_silhouette(X, kept, sample_size=sample_size, seed=seed) - reference, reference
