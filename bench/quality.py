@@ -269,36 +269,22 @@ def agreement(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float(adjusted_rand_score(truth, labels)), float(normalized_mutual_info_score(truth, labels))
 
 
-def run_product(table: Table, workdir: Path, cache: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """clusterflow's core stages in-process (no Prefect, no Dask): the leaderboard and every model's labels."""
-    from clusterflow import runs
-    from clusterflow.blueprint import modality_columns
-    from clusterflow.leaderboard import build_leaderboard
-    from clusterflow.training import fit_and_score
-    from schemas.parameters import RunParameters
+def run_product(table: Table, cache: Path, metric: str) -> tuple[pd.DataFrame, str, dict[str, np.ndarray]]:
+    """clusterflow in-process (no Prefect, no Dask): the leaderboard, its top model and every model's labels."""
+    from clusterflow import Clustering
 
-    path = workdir / f"{table.name}.parquet"
-    table.frame.to_parquet(path)
-    params = RunParameters(cache=str(cache / "runs"))
-    inputs = runs.load_input(str(path), image_root=str(cache))  # the images are written under the cache
-    prepared = runs.prepare_features(inputs, params)
-    results = [fit_and_score(spec, prepared.X_train, prepared.X_validation,
-                             silhouette_sample=params.silhouette_sample) for spec in prepared.specs]
-    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)))
-    X_all = runs.full_matrix(prepared)
-    labels = {r.spec.model_id: r.clusterer.predict(X_all) for r in results if r.ok}
-    return board, labels
+    clustering = Clustering(metric=metric, cache=str(cache / "runs"), image_root=str(cache)).fit(table.frame)
+    Z = clustering.best_model_.transform(table.frame)  # every model shares the featurizer and reducer
+    labels = {model_id: model.labels_of(Z) for model_id, model in clustering.models_.items()}
+    return clustering.leaderboard_, clustering.best_model_id_, labels
 
 
-def score_table(table: Table, workdir: Path, cache: Path) -> tuple[dict, pd.DataFrame]:
-    from clusterflow.leaderboard import top_model_id
-
+def score_table(table: Table, cache: Path, metric: str) -> tuple[dict, pd.DataFrame]:
     started = time.perf_counter()
-    board, labels = run_product(table, workdir, cache)
+    board, top, labels = run_product(table, cache, metric)
     board = board.assign(ari=np.nan, nmi=np.nan)
     for model_id, assigned in labels.items():
         board.loc[board["model_id"] == model_id, ["ari", "nmi"]] = agreement(table.labels, assigned)
-    top = top_model_id(board)
     top_row = board[board["model_id"] == top].iloc[0]
     best_row = board.loc[board["ari"].idxmax()]
     row = {"table": table.name, "modalities": table.modalities, "rows": len(table.frame),
@@ -330,6 +316,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tables", help="comma-separated table names; default: all of " + ", ".join(LOADERS))
     parser.add_argument("--max-rows", type=int, default=MAX_ROWS)
     parser.add_argument("--candidates", help="also write every candidate's leaderboard row with its ARI/NMI (CSV)")
+    parser.add_argument("--metric", default="auto", help="the leaderboard's ranking (auto or silhouette)")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "clusterflow-bench-cache"),
                         help="embedding cache and image folder, kept between runs")
     args = parser.parse_args(argv)
@@ -341,22 +328,21 @@ def main(argv=None) -> int:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     rows, boards = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in names:
-            loader = LOADERS[name]
-            table = capped(loader(cache) if name == "animal-images" else loader(), args.max_rows)
-            row, board = score_table(table, Path(tmp), cache)
-            rows.append(row)
-            boards.append(board)
-            print(f"{name}: top {row['top_model']} ARI {row['top_ari']:.3f} | best {row['best_model']} "
-                  f"{row['best_ari']:.3f} | baseline {row['baseline_ari']:.3f} | {row['product_seconds']:.1f} s",
-                  file=sys.stderr, flush=True)
+    for name in names:
+        loader = LOADERS[name]
+        table = capped(loader(cache) if name == "animal-images" else loader(), args.max_rows)
+        row, board = score_table(table, cache, args.metric)
+        rows.append(row)
+        boards.append(board)
+        print(f"{name}: top {row['top_model']} ARI {row['top_ari']:.3f} | best {row['best_model']} "
+              f"{row['best_ari']:.3f} | baseline {row['baseline_ari']:.3f} | {row['product_seconds']:.1f} s",
+              file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
     shown = table[["table", "modalities", "rows", "labels", "top_model", "top_ari", "top_nmi", "best_model",
                    "best_ari", "best_nmi", "regret", "baseline_ari", "baseline_nmi", "baseline_k", "true_k_ari",
                    "true_k_nmi", "product_seconds"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(summary(table))
+    print(summary(table) + f" | metric {args.metric}")
     if args.candidates:
         pd.concat(boards, ignore_index=True).to_csv(args.candidates, index=False)
     return 0

@@ -58,6 +58,7 @@ def run(
     algorithms: Optional[str] = _option("algorithms", help="comma-separated: kmeans,gmm,ward,hdbscan "
                                                            "(default: all of the mode)"),
     mode: str = _option("mode"),
+    metric: str = _option("metric"),
     seed: int = _option("seed"),
     validation_fraction: float = _option("validation_fraction"),
     weights: Optional[str] = _option("weights"),
@@ -73,7 +74,7 @@ def run(
     """Cluster a table and publish a run folder."""
     from flows.launch import check_run, run_cluster
 
-    request = check_run(data, roles=roles, out=out, k=k, algorithms=algorithms, mode=mode, seed=seed,
+    request = check_run(data, roles=roles, out=out, k=k, algorithms=algorithms, mode=mode, metric=metric, seed=seed,
                         validation_fraction=validation_fraction, weights=weights, text_featurizer=text_featurizer,
                         text_model=text_model, text_backend=text_backend, cache=cache, image_root=image_root,
                         on_bad_image=on_bad_image, image_model=image_model)

@@ -22,6 +22,7 @@ def cluster(
     k: list[int] | None = run_field("k"),
     algorithms: list[str] | None = run_field("algorithms"),
     mode: str = run_field("mode"),
+    metric: str = run_field("metric"),
     out: str | None = None,
     runs_root: str | None = None,
     dataset: str | None = None,
@@ -51,7 +52,7 @@ def cluster(
     label_run(dataset)
     run_id = runs.new_run_id(data)
     run_uri = runs.run_folder_uri(out, run_id, runs_root)
-    params = parse_parameters(k=k, algorithms=algorithms, mode=mode, seed=seed,
+    params = parse_parameters(k=k, algorithms=algorithms, mode=mode, metric=metric, seed=seed,
                               validation_fraction=validation_fraction, weights=weights,
                               max_broadcast_bytes=max_broadcast_bytes,
                               text_featurizer=text_featurizer, text_model=text_model, text_backend=text_backend,

@@ -74,6 +74,8 @@ class Clustering(ClusterMixin, BaseEstimator):
     seed : int, default=0
         Seeds the partition, the reducer and every algorithm.
     mode : {"comprehensive", "quick"}, default="comprehensive"
+    metric : {"auto", "silhouette"}, default="auto"
+        How the leaderboard ranks models (see :mod:`clusterflow.leaderboard`).
     validation_fraction : float, default=0.2
         Share of the rows held out to score the candidates.
     weights : dict of modality -> float, optional
@@ -119,7 +121,7 @@ class Clustering(ClusterMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        **_constraints_of(RunParameters, ["k", "algorithms", "seed", "mode", "validation_fraction", "weights",
+        **_constraints_of(RunParameters, ["k", "algorithms", "seed", "mode", "metric", "validation_fraction", "weights",
                                           "text_featurizer", "text_model", "image_model", "image_root",
                                           "on_bad_image", "cache"]),
         "roles": [dict, None],
@@ -127,7 +129,8 @@ class Clustering(ClusterMixin, BaseEstimator):
         "client": [HasMethods(["submit", "scatter"]), None],
     }
 
-    def __init__(self, k=None, algorithms=None, roles=None, seed=0, mode="comprehensive", validation_fraction=0.2,
+    def __init__(self, k=None, algorithms=None, roles=None, seed=0, mode="comprehensive", metric="auto",
+                 validation_fraction=0.2,
                  weights=None, text_featurizer="embedding", text_model=None, image_model=None, image_root=None,
                  on_bad_image="error", cache=None, n_jobs=None, client=None):
         self.k = k
@@ -135,6 +138,7 @@ class Clustering(ClusterMixin, BaseEstimator):
         self.roles = roles
         self.seed = seed
         self.mode = mode
+        self.metric = metric
         self.validation_fraction = validation_fraction
         self.weights = weights
         self.text_featurizer = text_featurizer
@@ -151,7 +155,7 @@ class Clustering(ClusterMixin, BaseEstimator):
         self._validate_params()
         frame, numeric = as_frame(self, X, reset=True)
         params = parse_parameters(
-            k=self.k, algorithms=self.algorithms, mode=self.mode, seed=self.seed,
+            k=self.k, algorithms=self.algorithms, mode=self.mode, metric=self.metric, seed=self.seed,
             validation_fraction=self.validation_fraction, weights=self.weights,
             text_featurizer=self.text_featurizer, text_model=self.text_model, cache=self.cache,
             image_root=os.path.abspath(self.image_root or os.getcwd()), on_bad_image=self.on_bad_image,
@@ -161,7 +165,8 @@ class Clustering(ClusterMixin, BaseEstimator):
                                   image_root=params.image_root, on_bad_image=params.on_bad_image)
         prepared = runs.prepare_features(inputs, params)
         results = runs.fit_candidates(prepared, params.silhouette_sample, n_jobs=self.n_jobs, client=self.client)
-        self.leaderboard_, self.best_model_id_, self.models_ = runs.rank_candidates(inputs, prepared, results)
+        self.leaderboard_, self.best_model_id_, self.models_ = runs.rank_candidates(inputs, prepared, results,
+                                                                                     params.metric)
         self.best_model_ = self.models_[self.best_model_id_]
         self.roles_ = inputs.roles
         self.labels_ = self.best_model_.labels_of(runs.full_matrix(prepared))

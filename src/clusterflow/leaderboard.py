@@ -1,9 +1,9 @@
 """The leaderboard: one row per candidate, ranked by the run's metric.
 
-``auto`` (the default) ranks by ``silhouette_excess``: the silhouette on the validation
+``auto`` (the default) ranks by ``silhouette_lift``: the silhouette on the validation
 rows pooled with train rows (up to the silhouette sample), clusters under 2% of the rows
-counted as noise, minus the silhouette k-means reaches with as many clusters on
-structureless data of the same spread. On the labelled benchmark (bench/quality.py) it
+counted as noise, divided by the silhouette k-means reaches with as many clusters on
+structureless data of the same spread (``reference_silhouette``). On the labelled benchmark (bench/quality.py) it
 picked better than validation silhouette, which favours two clusters wherever the data
 are elongated. ``silhouette`` ranks by validation silhouette alone.
 """
@@ -19,9 +19,9 @@ from .training import CandidateResult
 
 COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette", "calinski_harabasz",
            "davies_bouldin", "noise_fraction", "fit_seconds", "score_seconds", "fit_rows", "cluster_sizes",
-           "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_excess",
+           "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_lift",
            "stability"]
-RANKED_BY = {"auto": "silhouette_excess", "silhouette": "silhouette"}  # metric -> the column it ranks by
+RANKED_BY = {"auto": "silhouette_lift", "silhouette": "silhouette"}  # metric -> the column it ranks by
 
 
 def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] = (),
@@ -45,7 +45,7 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
             "cluster_sizes": json.dumps(s.get("cluster_sizes", {})),
             "status": "ok" if r.ok else "failed", "error": r.error or "", "note": s.get("note", ""),
             "modalities": "+".join(modalities),
-            **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_excess",
+            **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_lift",
                                             "stability")},
         })
     return _rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
@@ -76,6 +76,6 @@ def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
 
 def format_leaderboard(board: pd.DataFrame, limit: int = 20) -> str:
     """A plain-text table of the leaderboard for the terminal."""
-    shown = board[["rank", "model_id", "clusters", "silhouette_excess", "silhouette", "stability",
+    shown = board[["rank", "model_id", "clusters", "silhouette_lift", "silhouette", "stability",
                    "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]].head(limit)
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")

@@ -73,6 +73,10 @@ class RunParameters(BaseModel):
         default=None, description="algorithm names (kmeans, gmm, ward, hdbscan, ...); default: all of the mode")
     mode: Literal["comprehensive", "quick"] = Field(
         default="comprehensive", description="comprehensive: every algorithm; quick: k-means and HDBSCAN")
+    metric: Literal["auto", "silhouette"] = Field(
+        default="auto", description="how the leaderboard ranks models: auto, by silhouette above a structureless "
+        "reference on pooled rows (the rule that picks best on the labelled benchmark); silhouette, by "
+        "validation silhouette alone")
     seed: int = Field(default=0, ge=0, le=MAX_SEED, description="seed of the partition and of every fit")
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9,
                                        description="share of the rows held out to score the models")

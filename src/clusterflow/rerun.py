@@ -92,8 +92,9 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     train_rows = len(cached.features.X_train)
     files.update({model_file(model_id, BLUEPRINT_FILE): blueprint_file(model, model_id, reasons, train_rows)
                   for model_id, model in trained.items()})
-    board = extend_leaderboard(cached.leaderboard, results)
-    top = top_model_id(board)
+    metric = manifest.parameters.get("metric", "silhouette")  # runs published before the metric existed
+    board = extend_leaderboard(cached.leaderboard, results, metric)
+    top = top_model_id(board, metric)
     files[LEADERBOARD] = board.to_csv(index=False)
     if top != manifest.top_model:
         files[ASSIGNMENTS] = frame_to_parquet_bytes(trained[top].assignments(cached.row_ids,

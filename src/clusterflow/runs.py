@@ -144,17 +144,18 @@ def fit_candidates(prepared: PreparedData, silhouette_sample: int, *, n_jobs: in
         for spec in prepared.specs)
 
 
-def rank_candidates(inputs: RunInputs, prepared: PreparedData,
-                    results: list[CandidateResult]) -> tuple[pd.DataFrame, str, dict[str, ClusterModel]]:
-    """The leaderboard, the top model's id and every trained model, joined with the fitted featurizer."""
+def rank_candidates(inputs: RunInputs, prepared: PreparedData, results: list[CandidateResult],
+                    metric: str = "auto") -> tuple[pd.DataFrame, str, dict[str, ClusterModel]]:
+    """The leaderboard ranked by ``metric``, the top model's id and every trained model, joined with the
+    fitted featurizer."""
     trained = [r for r in results if r.ok]
     if not trained:
         raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
             f"  {r.spec.model_id}: {r.error}" for r in results))
-    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)))
+    board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)), metric=metric)
     models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
                                                         inputs.roles, inputs.id_column) for r in trained}
-    return board, top_model_id(board), models
+    return board, top_model_id(board, metric), models
 
 
 def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared: PreparedData,
@@ -169,7 +170,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
     every other file of the run (insights and report included) is in place.
     """
     started = time.perf_counter()
-    board, top, models = rank_candidates(inputs, prepared, results)
+    board, top, models = rank_candidates(inputs, prepared, results, params.metric)
     reasons = {d.column: d.reason for d in inputs.decisions}
     files: dict[str, bytes | str] = {}
     for model_id, model in models.items():
