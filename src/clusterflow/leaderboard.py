@@ -3,7 +3,8 @@
 ``auto`` (the default) ranks by ``silhouette_lift``: the silhouette on the validation
 rows pooled with train rows (up to the silhouette sample), clusters under 2% of the rows
 counted as noise, divided by the silhouette k-means reaches with as many clusters on
-structureless data of the same spread (``reference_silhouette``). On the labelled benchmark (bench/quality.py) it
+structureless data of the same spread (``reference_silhouette``), among the models whose
+clusters survive resampling (``stability`` at least 0.7) first, then the others. On the labelled benchmark (bench/quality.py) it
 picked better than validation silhouette, which favours two clusters wherever the data
 are elongated. ``silhouette`` ranks by validation silhouette alone.
 """
@@ -22,6 +23,7 @@ COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouet
            "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_lift",
            "stability"]
 RANKED_BY = {"auto": "silhouette_lift", "silhouette": "silhouette"}  # metric -> the column it ranks by
+STABLE = 0.7  # metric auto: models at least this stable under resampling rank before the others
 
 
 def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] = (),
@@ -48,27 +50,30 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
             **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_lift",
                                             "stability")},
         })
-    return _rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
+    return rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
 
 
 def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metric: str = "auto") -> pd.DataFrame:
     """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again."""
     added = build_leaderboard(results, modalities=str(board["modalities"].iloc[0]).split("+"),
                               metric=metric).drop(columns="rank")
-    return _rank(pd.concat([board.drop(columns="rank"), added], ignore_index=True), metric)
+    return rank(pd.concat([board.drop(columns="rank"), added], ignore_index=True), metric)
 
 
-def _rank(board: pd.DataFrame, metric: str) -> pd.DataFrame:
-    board = board.assign(_failed=board["status"] != "ok")
-    board = board.sort_values(["_failed", RANKED_BY[metric], "silhouette", "model_id"],
-                              ascending=[True, False, False, True], na_position="last", kind="stable")
-    board = board.drop(columns="_failed")
+def rank(board: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
+    """``board`` (without its rank column) in ``metric``'s order, numbered from 1."""
+    # A lattice of one-hot levels, or clusters a resample moves, scores a high silhouette and no segment.
+    unstable = ~(board["stability"] >= STABLE) if metric == "auto" else False
+    board = board.assign(_failed=board["status"] != "ok", _unstable=unstable)
+    board = board.sort_values(["_failed", "_unstable", RANKED_BY[metric], "silhouette", "model_id"],
+                              ascending=[True, True, False, False, True], na_position="last", kind="stable")
+    board = board.drop(columns=["_failed", "_unstable"])
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     return board.astype({"k_requested": "Int64", "clusters": "Int64", "fit_rows": "Int64"}).reset_index(drop=True)
 
 
 def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
-    """The best model with a defined score of ``metric``, else the first that trained."""
+    """The first ranked model with a defined score of ``metric``, else the first that trained."""
     ok = board[board["status"] == "ok"]
     scored = ok[ok[RANKED_BY[metric]].notna()]
     return str((scored if len(scored) else ok).iloc[0]["model_id"])

@@ -7,15 +7,18 @@ singleton gets. A model cannot climb the leaderboard by calling hard rows noise.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from sklearn import config_context
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, silhouette_score
+from threadpoolctl import threadpool_limits
 
 from .algorithms import NOISE
 
 SILHOUETTE_WORKING_MEMORY_MB = 128
-REFERENCE_ROWS, REFERENCE_DRAWS = 2_000, 2
+REFERENCE_ROWS, REFERENCE_DRAWS = 1_000, 2
 MIN_CLUSTER_SHARE, MIN_CLUSTER_ROWS = 0.02, 5  # smaller clusters count as noise in the selection score
 
 
@@ -64,12 +67,19 @@ def reference_silhouette(X: np.ndarray, n_clusters: int, seed: int) -> float:
     """
     centred = X - X.mean(axis=0)
     spread = np.linalg.svd(centred, full_matrices=False, compute_uv=False) / np.sqrt(max(len(X) - 1, 1))
+    return _reference_silhouette(tuple(np.round(spread, 12)), min(len(X), REFERENCE_ROWS), n_clusters, seed)
+
+
+@lru_cache(maxsize=256)
+def _reference_silhouette(spread: tuple[float, ...], rows: int, n_clusters: int, seed: int) -> float:
+    # Cached: every algorithm with the same cluster count, scored on the same rows, shares it.
     rng = np.random.default_rng(seed)
     silhouettes = []
-    for _ in range(REFERENCE_DRAWS):
-        Z = rng.normal(size=(min(len(X), REFERENCE_ROWS), len(spread))) * spread
-        labels = KMeans(n_clusters=n_clusters, n_init=2, random_state=seed).fit_predict(Z)
-        silhouettes.append(silhouette_score(Z, labels) if len(np.unique(labels)) > 1 else 0.0)
+    with threadpool_limits(limits=1):  # small fits: threads only contend with the candidates beside them
+        for _ in range(REFERENCE_DRAWS):
+            Z = rng.normal(size=(rows, len(spread))) * np.asarray(spread)
+            labels = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit_predict(Z)
+            silhouettes.append(silhouette_score(Z, labels) if len(np.unique(labels)) > 1 else 0.0)
     return float(np.mean(silhouettes))
 
 

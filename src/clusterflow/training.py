@@ -118,10 +118,11 @@ def resample_stability(spec: CandidateSpec, X_train, X_scored: np.ndarray, label
     size = min(max(2, round(STABILITY_FRACTION * n_rows)), STABILITY_MAX_ROWS)
     rng = np.random.default_rng(spec.seed + 1)
     agreements = []
-    for resample in range(STABILITY_RESAMPLES):
-        rows = np.sort(rng.choice(n_rows, size, replace=False))
-        refit = Clusterer(spec.algorithm, spec.k, spec.seed + resample + 1).fit(_rows(X_train, rows))
-        agreements.append(agreement(labels, refit.predict(X_scored)))
+    with threadpool_limits(limits=1):  # refits of at most 5,000 rows: threads would only contend
+        for resample in range(STABILITY_RESAMPLES):
+            rows = np.sort(rng.choice(n_rows, size, replace=False))
+            refit = Clusterer(spec.algorithm, spec.k, spec.seed + resample + 1).fit(_rows(X_train, rows))
+            agreements.append(agreement(labels, refit.predict(X_scored)))
     return float(np.mean(agreements))
 
 
