@@ -84,3 +84,26 @@ def format_leaderboard(board: pd.DataFrame, limit: int = 20) -> str:
     shown = board[["rank", "model_id", "clusters", "silhouette_lift", "silhouette", "stability",
                    "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]].head(limit)
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def why_top_model(board: pd.DataFrame, metric: str = "auto") -> str:
+    """One paragraph, with the numbers, on why the top model ranks first under ``metric``."""
+    top = board[board["model_id"] == top_model_id(board, metric)].iloc[0]
+    by_silhouette = board[board["status"] == "ok"].sort_values(["silhouette", "model_id"], ascending=[False, True],
+                                                               na_position="last").iloc[0]
+    if metric == "silhouette":
+        return (f"{top['model_id']} ranks first by validation silhouette ({top['silhouette']:.3f}); its stability "
+                f"under resampling is {top['stability']:.2f}.")
+    stable = board[(board["status"] == "ok") & (board["stability"] >= STABLE)]
+    among = (f"of the {len(stable)} models whose clusters survive resampling (stability >= {STABLE}; "
+             f"its own {top['stability']:.2f})" if top["stability"] >= STABLE else
+             f"no model reached stability {STABLE}, so among all (its stability {top['stability']:.2f})")
+    why = (f"{top['model_id']} ranks first: {among}, its silhouette on the pooled rows ({top['silhouette_pooled']:.3f}) "
+           f"is the highest multiple, {top['silhouette_lift']:.2f}x, of what {int(top['clusters'])} clusters score "
+           f"on structureless data of the same spread ({top['reference_silhouette']:.3f}).")
+    if by_silhouette["model_id"] != top["model_id"]:
+        why += (f" By validation silhouette alone {by_silhouette['model_id']} would rank first "
+                f"({by_silhouette['silhouette']:.3f} vs {top['silhouette']:.3f}): silhouette favours few clusters "
+                "on elongated data and lattices of one-hot levels, which the reference and the stability "
+                "rule discount.")
+    return why

@@ -18,7 +18,7 @@ from .parameters import check_k_values
 
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
-from .leaderboard import extend_leaderboard, top_model_id
+from .leaderboard import RANKED_BY, extend_leaderboard, top_model_id, why_top_model
 from .model import ROW_ID, ClusterModel, load_published_model
 from .model_description import blueprint_file
 from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, FeatureCache, Manifest, RerunRecord, RunFolder,
@@ -106,6 +106,7 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
                          added_models=sorted(trained), failed_models=failed, top_model_before=manifest.top_model)
     draft = manifest.next_revision(
         top_model=top,
+        selection={"metric": metric, "ranked_by": RANKED_BY[metric], "why": why_top_model(board, metric)},
         models=sorted({*manifest.models, *trained}),
         k_values=sorted({*manifest.k_values, *(r.spec.k for r in results)}),
         failed_models={**manifest.failed_models, **failed},

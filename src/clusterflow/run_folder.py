@@ -165,6 +165,7 @@ class Manifest(_Record):
     partition: PartitionRecord
     features: FeaturesRecord
     top_model: str
+    selection: dict[str, str] | None = None  # metric, the leaderboard column it ranks by, why the top model is first
     models: list[str]
     failed_models: dict[str, str]
     timings_seconds: dict[str, float]

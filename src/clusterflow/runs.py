@@ -27,7 +27,7 @@ from .explain import column_reports, markdown_column_table
 from .inputs import RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
-from .leaderboard import build_leaderboard, top_model_id
+from .leaderboard import RANKED_BY, build_leaderboard, top_model_id, why_top_model
 from .model import ClusterModel
 from .model_description import blueprint_file, blueprint_tree, markdown_tree
 from .parameters import RunParameters, check_k_values
@@ -199,6 +199,8 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
                                 reducer=type(prepared.reducer).__name__ if prepared.reducer != "passthrough" else None,
                                 blocks=block_summary(inputs, prepared)),
         top_model=top,
+        selection={"metric": params.metric, "ranked_by": RANKED_BY[params.metric],
+                   "why": why_top_model(board, params.metric)},
         models=sorted(models),
         failed_models={r.spec.model_id: r.error for r in results if not r.ok},
         timings_seconds={**(timings or {}), "load_and_validate": inputs.seconds, "featurize": prepared.seconds,

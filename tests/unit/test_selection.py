@@ -66,3 +66,13 @@ def test_a_lattice_of_one_hot_levels_does_not_outrank_the_real_groups():
     clustering = Clustering(algorithms=["kmeans", "ward"], k=[2, 3, 4, 6, 9], seed=0).fit(table)
     assert clustering.leaderboard_.iloc[0]["clusters"] == 2
     assert adjusted_rand_score(groups, clustering.labels_) > 0.95
+
+
+def test_why_the_top_model_names_its_numbers(blob_results):
+    from clusterflow.leaderboard import why_top_model
+
+    board = build_leaderboard(blob_results)
+    why = why_top_model(board)
+    top = board.iloc[0]
+    assert why.startswith(f"{top['model_id']} ranks first")
+    assert f"{top['silhouette_lift']:.2f}x" in why and f"{top['stability']:.2f}" in why

@@ -20,8 +20,8 @@ SECTIONS = {"summary": "Summary", "leaderboard": "Leaderboard", "blueprint": "Bl
             "sizes": "Cluster sizes",
             "impact": "Feature Impact", "insights": "Cluster Insights", "associations": "Feature Associations",
             "embeddings": "Image Embeddings", "activation": "Activation Maps", "parameters": "Run parameters"}
-LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette",
-                       "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]
+LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette_lift", "stability",
+                       "silhouette", "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]
 
 
 @dataclass
@@ -63,7 +63,7 @@ def render_report(manifest: Manifest, leaderboard: pd.DataFrame, insights: Model
     clusters = insights.clusters
     body = [
         _summary(insights, clusters, f"{insights_href}/{insights.model_id}"),
-        _leaderboard(leaderboard, insights.model_id),
+        _leaderboard(leaderboard, insights.model_id, manifest.get("selection", {}).get("why", "")),
         _blueprint(blueprint),
         _map(cluster_map, clusters),
         _sizes(insights, clusters),
@@ -113,7 +113,7 @@ def _summary(insights: ModelInsights, clusters: list[int], download: str) -> str
                     f"Model {esc(insights.model_id)}; clusters by size, each with the features that set it apart.")
 
 
-def _leaderboard(board: pd.DataFrame, model_id: str) -> str:
+def _leaderboard(board: pd.DataFrame, model_id: str, why: str) -> str:
     columns = [c for c in LEADERBOARD_COLUMNS if c in board.columns]
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     rows = []
@@ -125,8 +125,10 @@ def _leaderboard(board: pd.DataFrame, model_id: str) -> str:
         rows.append(f"<tr{current}>{cells}</tr>")
     table = (f'<div class="scroll"><table class="sortable"><thead><tr>{head}</tr></thead>'
              f'<tbody>{"".join(rows)}</tbody></table></div>')
-    return _section("leaderboard", table, "Ranked by validation silhouette; click a header to sort. "
-                                          "The highlighted row is the model of this report.")
+    why = f'<p><b>Why the top model.</b> {esc(why)}</p>' if why else ""
+    return _section("leaderboard", why + table, "Ranked by the run's metric (see the README's Algorithms and "
+                                                "scoring); click a header to sort. The highlighted row is the "
+                                                "model of this report.")
 
 
 def _blueprint(blueprint: dict | None) -> str:
