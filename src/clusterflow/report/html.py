@@ -63,7 +63,7 @@ def render_report(manifest: Manifest, leaderboard: pd.DataFrame, insights: Model
     clusters = insights.clusters
     body = [
         _summary(insights, clusters, f"{insights_href}/{insights.model_id}"),
-        _leaderboard(leaderboard, insights.model_id, manifest.get("selection", {}).get("why", "")),
+        _leaderboard(leaderboard, insights.model_id, (manifest.selection or {}).get("why", "")),
         _blueprint(blueprint),
         _map(cluster_map, clusters),
         _sizes(insights, clusters),
