@@ -1,8 +1,8 @@
 """The leaderboard: one row per candidate, ranked by the run's metric.
 
-``auto`` (the default) ranks by ``silhouette_lift``: the silhouette on the validation
+``auto`` (the default) ranks by ``silhouette_excess``: the silhouette on the validation
 rows pooled with train rows (up to the silhouette sample), clusters under 2% of the rows
-counted as noise, divided by the silhouette k-means reaches with as many clusters on
+counted as noise, minus the silhouette k-means reaches with as many clusters on
 structureless data of the same spread (``reference_silhouette``), among the models whose
 clusters survive resampling (``stability`` at least 0.7) first, then the others. On the labelled benchmark (bench/quality.py) it
 picked better than validation silhouette, which favours two clusters wherever the data
@@ -20,9 +20,9 @@ from .training import CandidateResult
 
 COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette", "calinski_harabasz",
            "davies_bouldin", "noise_fraction", "fit_seconds", "score_seconds", "fit_rows", "cluster_sizes",
-           "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_lift",
+           "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_excess",
            "stability"]
-RANKED_BY = {"auto": "silhouette_lift", "silhouette": "silhouette"}  # metric -> the column it ranks by
+RANKED_BY = {"auto": "silhouette_excess", "silhouette": "silhouette"}  # metric -> the column it ranks by
 STABLE = 0.7  # metric auto: models at least this stable under resampling rank before the others
 
 
@@ -47,7 +47,7 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
             "cluster_sizes": json.dumps(s.get("cluster_sizes", {})),
             "status": "ok" if r.ok else "failed", "error": r.error or "", "note": s.get("note", ""),
             "modalities": "+".join(modalities),
-            **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_lift",
+            **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_excess",
                                             "stability")},
         })
     return rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
@@ -81,7 +81,7 @@ def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
 
 def format_leaderboard(board: pd.DataFrame, limit: int = 20) -> str:
     """A plain-text table of the leaderboard for the terminal."""
-    shown = board[["rank", "model_id", "clusters", "silhouette_lift", "silhouette", "stability",
+    shown = board[["rank", "model_id", "clusters", "silhouette_excess", "silhouette", "stability",
                    "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]].head(limit)
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
@@ -99,7 +99,7 @@ def why_top_model(board: pd.DataFrame, metric: str = "auto") -> str:
              f"its own {top['stability']:.2f})" if top["stability"] >= STABLE else
              f"no model reached stability {STABLE}, so among all (its stability {top['stability']:.2f})")
     why = (f"{top['model_id']} ranks first: {among}, its silhouette on the pooled rows ({top['silhouette_pooled']:.3f}) "
-           f"is the highest multiple, {top['silhouette_lift']:.2f}x, of what {int(top['clusters'])} clusters score "
+           f"rises the most, by {top['silhouette_excess']:.3f}, above what {int(top['clusters'])} clusters score "
            f"on structureless data of the same spread ({top['reference_silhouette']:.3f}).")
     if by_silhouette["model_id"] != top["model_id"]:
         why += (f" By validation silhouette alone {by_silhouette['model_id']} would rank first "

@@ -16,7 +16,7 @@ from dask.base import is_dask_collection
 from threadpoolctl import threadpool_limits
 
 from .algorithms import REGISTRY, Algorithm, Clusterer
-from .scoring import agreement, clustered_silhouette, score_labels, silhouette_lift
+from .scoring import agreement, clustered_silhouette, score_labels, silhouette_excess
 
 STABILITY_RESAMPLES = 2
 STABILITY_FRACTION = 0.8  # of the train rows in each resample
@@ -82,7 +82,7 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
             result.scores["silhouette_pooled"] = (
                 result.scores["silhouette"] if len(X_scored) == len(X_validation)
                 else clustered_silhouette(X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed))
-            result.scores["silhouette_lift"], result.scores["reference_silhouette"] = silhouette_lift(
+            result.scores["silhouette_excess"], result.scores["reference_silhouette"] = silhouette_excess(
                 X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed)
             result.scores["stability"] = resample_stability(spec, X_train, X_scored, scored_labels)
             result.score_seconds = time.perf_counter() - started

@@ -25,7 +25,7 @@ def test_three_separated_blobs_choose_three_clusters(blob_results):
     assert board.iloc[0]["clusters"] == 3
     assert top_model_id(board) == board.iloc[0]["model_id"]
     stable = board[board["stability"] >= 0.7]
-    assert stable["silhouette_lift"].is_monotonic_decreasing and stable.index.max() < len(stable)
+    assert stable["silhouette_excess"].is_monotonic_decreasing and stable.index.max() < len(stable)
 
 
 def test_stability_is_high_for_the_true_clusters_and_lower_for_split_ones(blob_results):
@@ -75,4 +75,4 @@ def test_why_the_top_model_names_its_numbers(blob_results):
     why = why_top_model(board)
     top = board.iloc[0]
     assert why.startswith(f"{top['model_id']} ranks first")
-    assert f"{top['silhouette_lift']:.2f}x" in why and f"{top['stability']:.2f}" in why
+    assert f"{top['silhouette_excess']:.3f}" in why and f"{top['stability']:.2f}" in why

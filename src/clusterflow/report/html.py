@@ -20,7 +20,7 @@ SECTIONS = {"summary": "Summary", "leaderboard": "Leaderboard", "blueprint": "Bl
             "sizes": "Cluster sizes",
             "impact": "Feature Impact", "insights": "Cluster Insights", "associations": "Feature Associations",
             "embeddings": "Image Embeddings", "activation": "Activation Maps", "parameters": "Run parameters"}
-LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette_lift", "stability",
+LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette_excess", "stability",
                        "silhouette", "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]
 
 
