@@ -20,7 +20,8 @@ app = typer.Typer(name="clusterflow", help="Multimodal clustering as Prefect wor
                   add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 RUNS_ROOT_HELP = "the folder (or fsspec URI) holding runs and dataset promotions (default: clusterflow-runs)"
-DATA_HELP = "CSV, Parquet, JSON Lines, JSON array or Excel (.xlsx); local path or fsspec URI (s3://...)"
+DATA_HELP = ("CSV, Parquet, JSON Lines, JSON array or Excel (.xlsx); local path or fsspec URI (s3://...); "
+             "a Parquet dataset folder or a quoted glob of CSVs ('data/*.csv') is read by partitions")
 # Options taking several values after one flag (`--k 3 5 8`), as the command has always accepted.
 MULTI_VALUE_OPTIONS = ("--k",)
 
@@ -61,6 +62,7 @@ def run(
     metric: str = _option("metric"),
     seed: int = _option("seed"),
     validation_fraction: float = _option("validation_fraction"),
+    sample_rows: int = _option("sample_rows"),
     weights: Optional[str] = _option("weights"),
     text_featurizer: str = _option("text_featurizer"),
     text_model: Optional[str] = _option("text_model", metavar="PATH_OR_NAME"),
@@ -75,9 +77,9 @@ def run(
     from flows.launch import check_run, run_cluster
 
     request = check_run(data, roles=roles, out=out, k=k, algorithms=algorithms, mode=mode, metric=metric, seed=seed,
-                        validation_fraction=validation_fraction, weights=weights, text_featurizer=text_featurizer,
-                        text_model=text_model, text_backend=text_backend, cache=cache, image_root=image_root,
-                        on_bad_image=on_bad_image, image_model=image_model)
+                        validation_fraction=validation_fraction, sample_rows=sample_rows, weights=weights,
+                        text_featurizer=text_featurizer, text_model=text_model, text_backend=text_backend, cache=cache,
+                        image_root=image_root, on_bad_image=on_bad_image, image_model=image_model)
     run_uri = run_cluster(request, dask_address=dask_address)
     _print_columns(run_uri)
     _print_run(run_uri)
@@ -316,12 +318,16 @@ def _print_columns(run_uri: str) -> None:
 
 def _print_run(run_uri: str) -> None:
     from clusterflow.leaderboard import format_leaderboard
-    from clusterflow.run_folder import RunFolder
+    from clusterflow.run_folder import ASSIGNMENTS_DATASET, RunFolder
 
     folder = RunFolder(run_uri)
     manifest = folder.manifest()
     print("\nLeaderboard (validation silhouette, best first):")
     print(format_leaderboard(folder.leaderboard(manifest)))
+    if manifest.sample:
+        from clusterflow.large_tables import sample_note
+
+        print(f"Models {sample_note(manifest.sample)}; every row assigned in {folder.url(ASSIGNMENTS_DATASET)}/")
     print(f"\nTop model: {manifest.top_model}")
     print(f"Run folder: {run_uri}")
     print(f"Report: {folder.url(manifest.report)}")

@@ -10,8 +10,8 @@ from clusterflow.compute import SharedMatrices, featurizing_uses_dask, starting_
 from clusterflow.run_folder import RunFolder
 from clusterflow.timings import take_startup_costs
 from schemas.parameters import parse_parameters, run_field
-from tasks.cluster import (commit_run, load_input, prepare_features, publish_artifacts, publish_report_artifacts,
-                           train_candidates, write_report, write_run_files)
+from tasks.cluster import (assign_every_row, commit_run, load_input, prepare_features, publish_artifacts,
+                           publish_report_artifacts, train_candidates, write_report, write_run_files)
 from tasks.observe import label_run, run_name
 
 
@@ -28,6 +28,7 @@ def cluster(
     dataset: str | None = None,
     seed: int = run_field("seed"),
     validation_fraction: float = run_field("validation_fraction"),
+    sample_rows: int = run_field("sample_rows"),
     weights: dict[str, float] | None = None,
     text_featurizer: str = run_field("text_featurizer"),
     text_model: str | None = run_field("text_model"),
@@ -53,7 +54,7 @@ def cluster(
     run_id = runs.new_run_id(data)
     run_uri = runs.run_folder_uri(out, run_id, runs_root)
     params = parse_parameters(k=k, algorithms=algorithms, mode=mode, metric=metric, seed=seed,
-                              validation_fraction=validation_fraction, weights=weights,
+                              validation_fraction=validation_fraction, sample_rows=sample_rows, weights=weights,
                               max_broadcast_bytes=max_broadcast_bytes,
                               text_featurizer=text_featurizer, text_model=text_model, text_backend=text_backend,
                               cache=runs.cache_uri(cache, run_uri), image_root=image_root,
@@ -62,8 +63,9 @@ def cluster(
     folder.ensure_unpublished()
 
     with folder.locked("run") as lock:
-        inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image)
-        with starting_dask_client(dask_address, rows=len(inputs.frame)) as starting:  # starts while featurizing
+        inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image, params.sample_rows,
+                            params.seed)
+        with starting_dask_client(dask_address, rows=inputs.table_rows) as starting:  # starts while featurizing
             if featurizing_uses_dask(inputs.roles, len(inputs.frame)):
                 starting.result()  # large image and text columns are featurized on the cluster
             prepared = prepare_features(inputs, params)
@@ -74,7 +76,9 @@ def cluster(
             results = train_candidates(prepared.specs, shared, params.silhouette_sample,
                                        f"fan-out-{dataset}")
             timings = {**take_startup_costs(), **starting.timings(), "fan_out": time.perf_counter() - fan_out_started}
-        manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options, timings)
+            manifest = write_run_files(run_uri, run_id, inputs, prepared, results, params, storage_options, timings)
+            if inputs.sample is not None:
+                manifest = assign_every_row(run_uri, inputs, manifest, params, client, storage_options)
         manifest = write_report(run_uri, inputs, manifest, storage_options)
         manifest = commit_run(run_uri, manifest, lock, storage_options)
     publish_artifacts(run_uri, manifest, storage_options)

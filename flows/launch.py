@@ -76,7 +76,8 @@ def check_run(data: str, *, roles: str | None = None, out: str | None = None, al
                                 hint="choose another --out, or leave it out for a new folder"))
     image_root = options.get("image_root") if params is None else params.image_root
     on_bad_image = options.get("on_bad_image", "error") if params is None else params.on_bad_image
-    inputs = _collect(problems, preload_input, data, roles, None, image_root, on_bad_image, where="DATA")
+    sampling = {} if params is None else {"sample_rows": params.sample_rows, "seed": params.seed}
+    inputs = _collect(problems, preload_input, data, roles, None, image_root, on_bad_image, where="DATA", **sampling)
     if inputs is not None and params is not None and params.k:
         split = partition_rows(len(inputs.frame), params.validation_fraction, params.max_validation_rows, params.seed)
         problems += k_problems(params.k, len(split.train))

@@ -12,8 +12,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 
-from clusterflow import report, runs
+from clusterflow import large_tables, report, runs
 from clusterflow.compute import SharedMatrices, fit_and_score_shared
+from clusterflow.modalities.image import image_root_of
+from clusterflow.model import load_published_model
 from clusterflow.model_description import run_blueprint
 from clusterflow.run_folder import Manifest, RunFolder, RunLock
 from clusterflow.training import CandidateResult, CandidateSpec
@@ -23,8 +25,9 @@ from schemas.parameters import RunParameters
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2,
       retry_condition_fn=lambda task, run, state: not _is_input_error(state))
 def load_input(data_uri: str, roles_uri: str | None, storage_options: dict | None, image_root: str | None = None,
-               on_bad_image: str = "error") -> runs.RunInputs:
-    return runs.load_input(data_uri, roles_uri, storage_options, image_root, on_bad_image)
+               on_bad_image: str = "error", sample_rows: int = runs.SAMPLE_ROWS, seed: int = 0) -> runs.RunInputs:
+    return runs.load_input(data_uri, roles_uri, storage_options, image_root, on_bad_image, sample_rows=sample_rows,
+                           seed=seed)
 
 
 @task(cache_policy=NO_CACHE)
@@ -75,6 +78,16 @@ def write_run_files(run_uri: str, run_id: str, inputs: runs.RunInputs, prepared:
                     timings: dict[str, float] | None = None) -> Manifest:
     return runs.write_run_files(RunFolder(run_uri, storage_options), run_id, inputs, prepared, results, params,
                                 timings)
+
+
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def assign_every_row(run_uri: str, inputs: runs.RunInputs, manifest: Manifest, params: RunParameters, client,
+                     storage_options: dict | None) -> Manifest:
+    """A partitioned table: every row assigned by the top model on the Dask cluster, as the run's ``assignments/``."""
+    folder = RunFolder(run_uri, storage_options)
+    model = load_published_model(folder, manifest, manifest.top_model)
+    return large_tables.assign_every_row(folder, manifest, model, inputs.sample, client,
+                                         params.image_root or image_root_of(inputs.data_uri), params.on_bad_image)
 
 
 @task(cache_policy=NO_CACHE)

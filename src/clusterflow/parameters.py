@@ -81,6 +81,9 @@ class RunParameters(BaseModel):
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9,
                                        description="share of the rows held out to score the models")
     max_validation_rows: int = Field(default=50_000, ge=100, description="cap on the validation rows")
+    sample_rows: int = Field(
+        default=100_000, ge=100, description="a partitioned table (a Parquet dataset folder or a glob of CSVs) "
+        "trains and scores on a seeded sample of this many rows; every row is assigned")
     silhouette_sample: int = Field(default=10_000, ge=100, description="rows of the silhouette's seeded sample")
     max_components: int = Field(default=32, ge=2, le=512, description="width of the reduced matrix")
     weights: dict[str, float] = Field(

@@ -44,13 +44,15 @@ def predict_file(model: ClusterModel, data_uri: str, out_uri: str, storage_optio
     return len(assignments)
 
 
-def read_partitioned(data_uri: str, blocksize: str | int, storage_options: dict | None = None) -> dd.DataFrame:
-    fmt = table_format(data_uri)
+def read_partitioned(data_uri: str | list[str], blocksize: str | int, storage_options: dict | None = None,
+                     fmt: str | None = None) -> dd.DataFrame:
+    """A table (or a list of files of format ``fmt``) as a lazy Dask frame; CSV columns read as strings."""
+    fmt = fmt or table_format(data_uri)
     options = {"storage_options": storage_options or {}}
     if fmt == "csv":
         return dd.read_csv(data_uri, blocksize=blocksize, assume_missing=True, dtype=object, **options)
     if fmt == "parquet":
-        return dd.read_parquet(data_uri, split_row_groups="adaptive", **options)
+        return dd.read_parquet(data_uri, split_row_groups="adaptive", blocksize=blocksize, **options)
     return dd.read_json(data_uri, lines=True, blocksize=blocksize, **options)
 
 
@@ -79,7 +81,13 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
 
 def _assign_partition(part: pd.DataFrame, model: ClusterModel, offsets: list[int], image_root: str,
                       on_bad_image: str, partition_info: dict | None = None) -> pd.DataFrame:
-    offset = offsets[partition_info["number"]] if partition_info else 0
+    return assign_rows(part, model, offsets[partition_info["number"]] if partition_info else 0, image_root,
+                       on_bad_image)
+
+
+def assign_rows(part: pd.DataFrame, model: ClusterModel, offset: int, image_root: str,
+                on_bad_image: str = "error") -> pd.DataFrame:
+    """Validate and assign one partition whose first row is row ``offset`` of the whole table."""
     part = _infer_numbers(part).set_axis(pd.RangeIndex(offset, offset + len(part)))
     part = prepare_new_rows(model, part, image_root, on_bad_image)
     return model.assignments(part, model.transform(part), row_offset=offset)

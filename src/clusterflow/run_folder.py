@@ -5,8 +5,11 @@ Layout, relative to the run folder (a local path or an ``s3://`` URI)::
     manifest.json                 the commit: written last; lists every file of the revision with its SHA-256
     input.parquet                 the fitted table of a saved ``Clustering`` (its manifest records the SHA-256)
     leaderboard.csv  assignments.parquet  report.html  recluster.json
+    assignments/part-<n>.parquet  instead of assignments.parquet for a partitioned table: one file per partition
+                                  (every row), written by the Dask worker that assigned it
     models/<model_id>/            model.joblib, schema.json, blueprint.json, labels.json (after a recluster)
-    features/                     train.npy, validation.npy, partition.npz (the cached reduced matrices)
+    features/                     train.npy, validation.npy, partition.npz (the cached reduced matrices);
+                                  sample.npy (a partitioned table's sampled row numbers, which the others index)
     insights/<model_id>/          per-cluster insights;  reports/<model_id>.html  (models other than the top)
     revisions/<r>-<change>/<name> the version of <name> that revision r wrote when <name> already existed
                                   (revision 0: revisions/0/<name>, kept when a later revision replaced it)
@@ -59,6 +62,8 @@ LOCK = "lock.json"
 FEATURES_TRAIN = "features/train.npy"
 FEATURES_VALIDATION = "features/validation.npy"
 FEATURES_PARTITION = "features/partition.npz"
+FEATURES_SAMPLE = "features/sample.npy"
+ASSIGNMENTS_DATASET = "assignments"
 MODEL_FILE, SCHEMA_FILE, LABELS_FILE = "model.joblib", "schema.json", "labels.json"
 BLUEPRINT_FILE = "blueprint.json"
 INPUT_FILE = "input.parquet"  # a saved estimator's fitted table (a frame has no file of its own)
@@ -76,6 +81,11 @@ def model_folder(model_id: str) -> str:
 
 def model_file(model_id: str, name: str = MODEL_FILE) -> str:
     return f"{model_folder(model_id)}/{name}"
+
+
+def assignments_part(number: int) -> str:
+    """Partition ``number``'s file of the ``assignments/`` dataset (a partitioned table's every row)."""
+    return f"{ASSIGNMENTS_DATASET}/part-{number:05d}.parquet"
 
 
 def insights_folder(model_id: str) -> str:
@@ -117,6 +127,14 @@ class InputRecord(_Record):
 class PartitionRecord(_Record):
     train_rows: int
     validation_rows: int
+    seed: int
+
+
+class SampleRecord(_Record):
+    """A partitioned table's run trained and scored on ``rows`` of its ``of_rows`` rows, drawn with ``seed``."""
+
+    rows: int
+    of_rows: int
     seed: int
 
 
@@ -163,6 +181,7 @@ class Manifest(_Record):
     k_values: list[int]
     algorithms: list[str]
     partition: PartitionRecord
+    sample: SampleRecord | None = None
     features: FeaturesRecord
     top_model: str
     selection: dict[str, str] | None = None  # metric, the leaderboard column it ranks by, why the top model is first
@@ -319,6 +338,20 @@ class RunFolder:
 
     def assignments(self, manifest: Manifest, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.read(ASSIGNMENTS, manifest)), columns=columns)
+
+    def assignment_parts(self, manifest: Manifest) -> list[str]:
+        """The files of the ``assignments/`` dataset (a partitioned table's run), in row order."""
+        return sorted(name for name in manifest.files if name.startswith(f"{ASSIGNMENTS_DATASET}/"))
+
+    def record_written(self, draft: Manifest, written: dict[str, tuple[str, int]]) -> Manifest:
+        """``draft`` listing files another process wrote under their own names in this first revision
+        (name -> SHA-256 and size), as :meth:`stage` lists the files it writes."""
+        if draft.revision != 0:
+            raise ValueError("only a run's first revision records files written elsewhere")
+        records = {name: FileRecord(sha256=sha256, size=size, revision=0) for name, (sha256, size) in written.items()}
+        for name in records:
+            fault_point(f"stage:{name}")
+        return draft.model_copy(update={"files": {**draft.files, **records}})
 
     def features(self, manifest: Manifest) -> "FeatureCache":
         """The cached reduced matrices and the partition (what rerun, report and recluster reuse)."""
@@ -512,11 +545,12 @@ class FeatureCache:
         """The ``features/`` files."""
         partition = io.BytesIO()
         np.savez(partition, train=self.partition.train, validation=self.partition.validation)
-        return {FEATURES_TRAIN: _npy(self.X_train), FEATURES_VALIDATION: _npy(self.X_validation),
+        return {FEATURES_TRAIN: npy_bytes(self.X_train), FEATURES_VALIDATION: npy_bytes(self.X_validation),
                 FEATURES_PARTITION: partition.getvalue()}
 
 
-def _npy(array: np.ndarray) -> bytes:
+def npy_bytes(array: np.ndarray) -> bytes:
+    """An array as ``.npy`` file bytes."""
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()

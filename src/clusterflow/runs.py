@@ -24,16 +24,17 @@ from .blueprint import make_featurizer, make_reducer, modality_columns
 from .compute import SharedMatrices, fit_and_score_shared
 from .errors import AllCandidatesFailedError
 from .explain import column_reports, markdown_column_table
-from .inputs import RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
+from .inputs import SAMPLE_ROWS, RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
+from .large_tables import sample_note
 from .leaderboard import RANKED_BY, build_leaderboard, top_model_id, why_top_model
 from .model import ClusterModel
 from .model_description import blueprint_file, blueprint_tree, markdown_tree
 from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
-from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, FeatureCache, FeaturesRecord, InputRecord, Manifest,
-                         PartitionRecord, RunFolder, RunLock, model_file)
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, FEATURES_SAMPLE, LEADERBOARD, FeatureCache, FeaturesRecord,
+                         InputRecord, Manifest, PartitionRecord, RunFolder, RunLock, model_file, npy_bytes)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 
@@ -153,6 +154,9 @@ def rank_candidates(inputs: RunInputs, prepared: PreparedData, results: list[Can
         raise AllCandidatesFailedError("every candidate failed:\n" + "\n".join(
             f"  {r.spec.model_id}: {r.error}" for r in results))
     board = build_leaderboard(results, modalities=list(modality_columns(inputs.decisions)), metric=metric)
+    if inputs.sample is not None:
+        said = sample_note(inputs.sample.record(prepared.specs[0].seed))
+        board["note"] = [f"{note}; {said}" if note else said for note in board["note"].fillna("")]
     models = {r.spec.model_id: ClusterModel.from_fitted(prepared.featurizer, prepared.reducer, r.clusterer,
                                                         inputs.roles, inputs.id_column) for r in trained}
     return board, top_model_id(board, metric), models
@@ -179,12 +183,15 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
                                                                     len(prepared.partition.train))
     features = feature_cache(prepared)
     files[LEADERBOARD] = board.to_csv(index=False)
-    files[ASSIGNMENTS] = frame_to_parquet_bytes(models[top].assignments(inputs.frame, features.full_matrix()))
+    if inputs.sample is None:
+        files[ASSIGNMENTS] = frame_to_parquet_bytes(models[top].assignments(inputs.frame, features.full_matrix()))
+    else:  # every row is assigned on the cluster (large_tables.assign_every_row); the sample's rows are kept
+        files[FEATURES_SAMPLE] = npy_bytes(inputs.sample.positions)
     files.update(features.files())
     draft = Manifest(
         run_id=run_id,
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(),
-        input=InputRecord(uri=inputs.data_uri, sha256=inputs.sha256, rows=len(inputs.frame),
+        input=InputRecord(uri=inputs.data_uri, sha256=inputs.sha256, rows=inputs.table_rows,
                           columns=len(inputs.frame.columns)),
         roles=[d.as_dict() for d in inputs.decisions],
         dropped_columns=[d.as_dict() for d in inputs.decisions if d.role == "ignore"],
@@ -195,6 +202,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
         algorithms=sorted({s.algorithm for s in prepared.specs}),
         partition=PartitionRecord(train_rows=len(prepared.partition.train),
                                   validation_rows=len(prepared.partition.validation), seed=params.seed),
+        sample=None if inputs.sample is None else inputs.sample.record(params.seed),
         features=FeaturesRecord(featurized_width=prepared.featurized_width, reduced_width=prepared.X_train.shape[1],
                                 reducer=type(prepared.reducer).__name__ if prepared.reducer != "passthrough" else None,
                                 blocks=block_summary(inputs, prepared)),
@@ -232,7 +240,8 @@ def summary_markdown(manifest: Manifest, board: pd.DataFrame, blueprint: dict | 
     return (
         f"# clusterflow run `{manifest.run_id}`\n\n"
         f"Input `{manifest.input.uri}`: {manifest.input.rows:,} rows, "
-        f"{manifest.input.columns} columns.\n\n"
+        f"{manifest.input.columns} columns."
+        + (f" Models {sample_note(manifest.sample)}." if manifest.sample else "") + "\n\n"
         f"Top model **{top['model_id']}**: {top['clusters']} clusters, silhouette {top['silhouette']:.3f} "
         f"(of {len(board)} candidates).\n\n"
         f"Dropped columns:{dropped}\n\nFailed candidates:{failed}\n\n"
