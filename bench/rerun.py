@@ -36,7 +36,7 @@ def bench_rerun(rows: int, folder: Path) -> None:
 
     data = folder / "customers.csv"
     customers(rows, seed=1).drop(columns="segment").to_csv(data, index=False)
-    with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0") as dask:
+    with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0") as dask:
         started = time.perf_counter()
         run = cluster(data=str(data), out=str(folder / "run"), dask_address=dask.scheduler_address)
         original = time.perf_counter() - started
