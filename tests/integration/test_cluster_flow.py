@@ -128,7 +128,7 @@ def in_process_dask():
     """A Dask cluster of worker threads, so an algorithm registered by a test is visible to it."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0") as cluster:
         yield cluster.scheduler_address
 
 

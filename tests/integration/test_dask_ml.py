@@ -20,7 +20,7 @@ def test_dask_ml_kmeans_matches_scikit_learn_after_aligning_clusters(blobs):
     from distributed import Client, LocalCluster
 
     X, y = blobs
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster, \
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0") as cluster, \
             Client(cluster):
         spread = Clusterer("kmeans", 4, random_state=0).fit(da.from_array(X, chunks=(200, -1)))
     local = Clusterer("kmeans", 4, random_state=0).fit(X)
