@@ -54,8 +54,11 @@ def prefect_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def dask_address():
-    """The address of a session-wide Dask LocalCluster with two worker processes."""
+def dask_address(s3_server):
+    """The address of a session-wide Dask LocalCluster with two worker processes.
+
+    Started after the S3 server, so its worker processes inherit the S3 endpoint and keys.
+    """
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0") as cluster:
