@@ -66,9 +66,9 @@ def cluster(
         inputs = load_input(data, roles, storage_options, params.image_root, params.on_bad_image, params.sample_rows,
                             params.seed)
         with starting_dask_client(dask_address, rows=inputs.table_rows) as starting:  # starts while featurizing
-            if featurizing_uses_dask(inputs.roles, len(inputs.frame)):
-                starting.result()  # large image and text columns are featurized on the cluster
-            prepared = prepare_features(inputs, params)
+            # large image and text columns are featurized on the cluster
+            featurizing_client = starting.result() if featurizing_uses_dask(inputs.roles, len(inputs.frame)) else None
+            prepared = prepare_features(inputs, params, featurizing_client)
             client = starting.result()
             shared = SharedMatrices.scatter(client, prepared.X_train, prepared.X_validation,
                                             max_broadcast_bytes=params.max_broadcast_bytes, seed=params.seed)

@@ -31,8 +31,8 @@ def load_input(data_uri: str, roles_uri: str | None, storage_options: dict | Non
 
 
 @task(cache_policy=NO_CACHE)
-def prepare_features(inputs: runs.RunInputs, params: RunParameters) -> runs.PreparedData:
-    return runs.prepare_features(inputs, params)
+def prepare_features(inputs: runs.RunInputs, params: RunParameters, client=None) -> runs.PreparedData:
+    return runs.prepare_features(inputs, params, client)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="train-{spec.model_id}")

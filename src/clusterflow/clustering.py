@@ -163,7 +163,7 @@ class Clustering(ClusterMixin, BaseEstimator):
         roles = self.roles or ({column: "numeric" for column in frame.columns} if numeric else None)
         inputs = runs.check_input(frame, roles, data_uri="<DataFrame>", sha256=_frame_hash(frame),
                                   image_root=params.image_root, on_bad_image=params.on_bad_image)
-        prepared = runs.prepare_features(inputs, params)
+        prepared = runs.prepare_features(inputs, params, client=self.client)
         results = runs.fit_candidates(prepared, params.silhouette_sample, n_jobs=self.n_jobs, client=self.client)
         self.leaderboard_, self.best_model_id_, self.models_ = runs.rank_candidates(inputs, prepared, results,
                                                                                      params.metric)

@@ -24,6 +24,7 @@ from .blueprint import make_featurizer, make_reducer, modality_columns
 from .compute import SharedMatrices, fit_and_score_shared
 from .errors import AllCandidatesFailedError
 from .explain import column_reports, markdown_column_table
+from .featurize_on_workers import transform_on_workers, worth_the_workers
 from .inputs import SAMPLE_ROWS, RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
@@ -70,8 +71,12 @@ def new_run_id(data_uri: str) -> str:
     return f"{dataset_name(data_uri)}-{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
-    """Partition, check the cluster counts against the train rows, fit the featurizer and reducer."""
+def prepare_features(inputs: RunInputs, params: RunParameters, client=None) -> PreparedData:
+    """Partition, check the cluster counts against the train rows, fit the featurizer and reducer.
+
+    With a Dask ``client`` and enough validation rows (:func:`worth_the_workers`), the fitted
+    featurizer and reducer transform the validation rows on the workers, partition by partition.
+    """
     started = time.perf_counter()
     partition = partition_rows(len(inputs.frame), params.validation_fraction, params.max_validation_rows, params.seed)
     n_train = len(partition.train)
@@ -82,9 +87,12 @@ def prepare_features(inputs: RunInputs, params: RunParameters) -> PreparedData:
     F_train = featurizer.fit_transform(train)  # one pass over the train rows (images are read once)
     reducer = make_reducer(F_train.shape[1], params.max_components, params.seed)
     X_train = F_train if reducer == "passthrough" else reducer.fit_transform(F_train)
-    X_validation = featurizer.transform(validation)
-    if reducer != "passthrough":
-        X_validation = reducer.transform(X_validation)
+    if worth_the_workers(client, inputs.roles, len(validation)):
+        X_validation = transform_on_workers(client, featurizer, reducer, validation)
+    else:
+        X_validation = featurizer.transform(validation)
+        if reducer != "passthrough":
+            X_validation = reducer.transform(X_validation)
     return PreparedData(partition, featurizer, reducer, np.ascontiguousarray(X_train), np.ascontiguousarray(X_validation),
                         k_values, candidate_specs(algorithms, k_values, params.seed), F_train.shape[1],
                         time.perf_counter() - started)

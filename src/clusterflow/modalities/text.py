@@ -28,6 +28,7 @@ from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, v
 
 from ..embedding_cache import EmbeddingCache, embedding_key
 from ..errors import InputValidationError, Problem
+from ..featurize_on_workers import WORKER_THREADS
 from ..roles import is_missing
 from ..parameters import TEXT_BACKENDS
 from .base import FeaturizeOptions, Modality
@@ -231,6 +232,8 @@ class SentenceEmbedder(TransformerMixin, BaseEstimator):
         from .image import _current_client
 
         client = _current_client() if len(texts) >= self.parallel_min_texts else None
+        if client is None and (threads := WORKER_THREADS.get()):  # a partition transformed on a worker
+            return embed_on_worker(texts, self, threads=threads)
         if client is None:
             return self._encoder().encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                           show_progress_bar=False)
