@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import dask
 import fsspec
+from dask.utils import parse_bytes
 import numpy as np
 import pandas as pd
 
@@ -46,6 +47,23 @@ class TableDataset:
         in-memory read gives), CSV columns as text (numbers are inferred per partition)."""
         with dask.config.set({"dataframe.convert-string": False}):
             return read_partitioned(list(self.files), BLOCKSIZE, self.storage_options, fmt=self.format).to_delayed()
+
+    def estimated_rows(self, first_partition_rows: int) -> tuple[int, bool]:
+        """The table's rows, and whether the count is exact: a Parquet dataset's from its files' footers,
+        a CSV table's estimated from its bytes and the rows of its first partition."""
+        fs, _ = fsspec.core.url_to_fs(self.uri, **(self.storage_options or {}))
+        paths = [fsspec.core.url_to_fs(f, **(self.storage_options or {}))[1] for f in self.files]
+        if self.format == "parquet":
+            import pyarrow.parquet as pq
+
+            rows = 0
+            for path in paths:
+                with fs.open(path, "rb") as f:
+                    rows += pq.ParquetFile(f).metadata.num_rows
+            return rows, True
+        sizes = [fs.size(path) for path in paths]
+        first_bytes = min(sizes[0], parse_bytes(BLOCKSIZE))
+        return int(sum(sizes) * first_partition_rows / max(first_bytes, 1)), False
 
     def fingerprint(self) -> str:
         """SHA-256 of the file listing (names, sizes and the store's ETag or modification time): it changes
@@ -108,6 +126,9 @@ def load_sampled_input(data_uri: str, roles_uri: str | None, storage_options: di
                        seed: int, image_root: str, on_bad_image: str = "error"):
     """Read a partitioned table's seeded sample, decide roles on it and validate every partition.
 
+    One pass over the table draws the sample, counts the rows and validates every partition,
+    with the roles that the first partition's rows suggest; the roles are then decided on the
+    sample, and only if they differ is the table validated again with them (a second pass).
     Returns the run's inputs: the sample as the frame (in table order), and the sample's
     description. Raises :class:`InputValidationError` with every problem of the whole table.
     """
@@ -117,35 +138,94 @@ def load_sampled_input(data_uri: str, roles_uri: str | None, storage_options: di
     started = time.perf_counter()
     dataset = open_dataset(data_uri, storage_options)
     parts = dataset.partitions()
-    lengths = tuple(int(n) for n in dask.compute(*[dask.delayed(len)(p) for p in parts]))
-    total = sum(lengths)
-    positions = sample_positions(total, sample_rows, seed)
-    sample = TableSample(dataset, positions, lengths)
-    frame = _read_sample(parts, sample)
     overrides = load_roles_file(roles_uri) if roles_uri else None
+    [(head, head_rows)] = dask.compute(dask.delayed(_head)(parts[0]))
+    guessed = infer_roles(as_read_in_memory(head), overrides)
+    del head
+    estimate, exact = dataset.estimated_rows(head_rows)
+    scans = scan_partitions(parts, guessed, draw_fraction(sample_rows, estimate, exact), seed, image_root,
+                            on_bad_image)
+    total = sum(scan.rows for scan in scans)
+    if sum(len(scan.drawn) for scan in scans) < min(sample_rows, total):  # the row count was overestimated
+        scans = [replace(scan, problems=old.problems, hashes=old.hashes) for scan, old in
+                 zip(scan_partitions(parts, None, draw_fraction(sample_rows, total, True), seed), scans)]
+    sample, frame = take_sample(dataset, scans, sample_rows)
     decisions = infer_roles(frame, overrides)
-    problems = table_problems(parts, sample, decisions, image_root, on_bad_image)
+    if _roles(decisions) != _roles(guessed):
+        scans = scan_partitions(parts, decisions, 0.0, seed, image_root, on_bad_image)
+    problems = table_problems(parts, sample, scans, decisions)
     if problems:
         raise InputValidationError(problems)
     frame = validate_input(frame, decisions, image_root=image_root, on_bad_image=on_bad_image)
     return RunInputs(data_uri, frame, decisions, dataset.fingerprint(), time.perf_counter() - started, sample=sample)
 
 
-def sample_positions(total_rows: int, sample_rows: int, seed: int) -> np.ndarray:
-    """``sample_rows`` row numbers of ``total_rows`` drawn with ``seed`` (all rows when the table is smaller)."""
-    if total_rows <= sample_rows:
-        return np.arange(total_rows)
-    return np.sort(np.random.default_rng(seed).choice(total_rows, size=sample_rows, replace=False))
+HEAD_ROWS = 20_000  # rows of the first partition whose roles the one pass validates with
+ESTIMATE_MARGIN = 1.5  # a CSV table's row count is estimated from its bytes: draw this much more, trim after
 
 
-def _read_sample(parts: list, sample: TableSample) -> pd.DataFrame:
-    """The sampled rows of every partition, in table order, with numbers inferred over the whole sample."""
-    taken = []
-    for part, offset, length in zip(parts, sample.offsets, sample.partition_rows):
-        inside = sample.positions[(sample.positions >= offset) & (sample.positions < offset + length)]
-        taken.append(dask.delayed(_take_rows)(part, inside - offset))
-    frame = pd.concat(dask.compute(*taken), ignore_index=True)
-    return as_read_in_memory(frame)
+@dataclass(frozen=True)
+class PartitionScan:
+    """What one pass learns of a partition: its rows, its problems and id hashes, and the rows it drew.
+
+    Row numbers (in ``problems`` and ``positions``) count from the partition's first row.
+    """
+
+    rows: int
+    problems: list[Problem]
+    hashes: dict[str, np.ndarray]
+    drawn: pd.DataFrame  # the rows whose key fell under the draw fraction, as read
+    positions: np.ndarray
+    keys: np.ndarray
+
+
+def _head(part: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    return part.head(HEAD_ROWS), len(part)
+
+
+def _roles(decisions: list[RoleDecision]) -> dict[str, str]:
+    return {d.column: d.role for d in decisions}
+
+
+def draw_fraction(sample_rows: int, estimated_rows: int, exact: bool) -> float:
+    """The key threshold under which a row is drawn: enough rows, with a margin, for ``sample_rows``
+    to be kept (1.0, every row, when the table is not larger than the sample)."""
+    wanted = sample_rows + 6 * np.sqrt(sample_rows) + 10
+    return float(min(1.0, wanted * (1.0 if exact else ESTIMATE_MARGIN) / max(estimated_rows, 1)))
+
+
+def row_keys(rows: int, seed: int, number: int) -> np.ndarray:
+    """Seeded uniform keys of a partition's rows: the ``sample_rows`` smallest keys of the table are its sample."""
+    return np.random.default_rng([seed, number]).random(rows)
+
+
+def scan_partitions(parts: list, decisions: list[RoleDecision] | None, fraction: float, seed: int,
+                    image_root: str = "", on_bad_image: str = "error") -> list[PartitionScan]:
+    """One read of every partition: its row count, the rows drawn under ``fraction`` and, with
+    ``decisions``, its problems and id hashes."""
+    return list(dask.compute(*[dask.delayed(_scan_partition)(part, number, decisions, fraction, seed, image_root,
+                                                             on_bad_image) for number, part in enumerate(parts)]))
+
+
+def _scan_partition(part: pd.DataFrame, number: int, decisions: list[RoleDecision] | None, fraction: float,
+                    seed: int, image_root: str, on_bad_image: str) -> PartitionScan:
+    keys = row_keys(len(part), seed, number)
+    positions = np.flatnonzero(keys < fraction)
+    problems, hashes = ([], {}) if decisions is None else _partition_problems(part, decisions, image_root,
+                                                                              on_bad_image)
+    return PartitionScan(len(part), problems, hashes, part.iloc[positions], positions, keys[positions])
+
+
+def take_sample(dataset: TableDataset, scans: list[PartitionScan], sample_rows: int
+                ) -> tuple[TableSample, pd.DataFrame]:
+    """The ``sample_rows`` drawn rows of smallest key (every row of a smaller table), in table order."""
+    lengths = tuple(scan.rows for scan in scans)
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    positions = np.concatenate([scan.positions + offset for scan, offset in zip(scans, offsets)])
+    keys = np.concatenate([scan.keys for scan in scans])
+    chosen = np.sort(np.argsort(keys, kind="stable")[:sample_rows])  # positions ascend with the concatenation
+    frame = pd.concat([scan.drawn for scan in scans], ignore_index=True).iloc[chosen].reset_index(drop=True)
+    return TableSample(dataset, positions[chosen], lengths), as_read_in_memory(frame)
 
 
 def as_read_in_memory(frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,24 +236,17 @@ def as_read_in_memory(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(dict.fromkeys(text, "str"))
 
 
-def _take_rows(part: pd.DataFrame, local_positions: np.ndarray) -> pd.DataFrame:
-    return part.iloc[local_positions]
+def table_problems(parts: list, sample: TableSample, scans: list[PartitionScan],
+                   decisions: list[RoleDecision]) -> list[Problem]:
+    """Every broken rule of the whole table from the partitions' scans, rows numbered over the table.
 
-
-def table_problems(parts: list, sample: TableSample, decisions: list[RoleDecision], image_root: str,
-                   on_bad_image: str) -> list[Problem]:
-    """Every broken rule of the whole table, checked partition by partition, rows numbered over the table.
-
-    Id uniqueness spans partitions: each partition returns its ids' 64-bit hashes, and only
+    Id uniqueness spans partitions: each partition returned its ids' 64-bit hashes, and only
     rows whose hash repeats are read again to find the ids that really repeat.
     """
-    ids = [d.column for d in decisions if d.role == "id"]
-    checks = [dask.delayed(_partition_problems)(part, offset, decisions, image_root, on_bad_image, ids)
-              for part, offset in zip(parts, sample.offsets)]
-    found = dask.compute(*checks)
-    problems = [p for part_problems, _ in found for p in part_problems]
-    for column in ids:
-        problems += _repeated_ids(parts, sample.offsets, column, [hashes[column] for _, hashes in found])
+    offsets = sample.offsets
+    problems = [_shifted(p, offset) for scan, offset in zip(scans, offsets) for p in scan.problems]
+    for column in [d.column for d in decisions if d.role == "id"]:
+        problems += _repeated_ids(parts, offsets, column, [scan.hashes[column] for scan in scans])
     problems = merge_problems(problems)
     if sample.total_rows < MIN_ROWS:
         rule = f"the table has fewer than {MIN_ROWS} rows"
@@ -181,12 +254,16 @@ def table_problems(parts: list, sample: TableSample, decisions: list[RoleDecisio
     return problems
 
 
-def _partition_problems(part: pd.DataFrame, offset: int, decisions: list[RoleDecision], image_root: str,
-                        on_bad_image: str, ids: list[str]) -> tuple[list[Problem], dict[str, np.ndarray]]:
+def _shifted(problem: Problem, offset: int) -> Problem:
+    return replace(problem, rows=tuple(int(row) + offset for row in problem.rows)) if problem.rows else problem
+
+
+def _partition_problems(part: pd.DataFrame, decisions: list[RoleDecision], image_root: str,
+                        on_bad_image: str) -> tuple[list[Problem], dict[str, np.ndarray]]:
     from .validation import validate_input
 
-    part = as_read_in_memory(part).set_axis(pd.RangeIndex(offset, offset + len(part)))
-    hashes = {column: _hashes(part[column]) for column in ids}
+    part = as_read_in_memory(part).reset_index(drop=True)
+    hashes = {d.column: _hashes(part[d.column]) for d in decisions if d.role == "id"}
     try:
         validate_input(part, decisions, image_root=image_root, on_bad_image=on_bad_image, min_rows=None)
     except InputValidationError as exc:

@@ -6,16 +6,44 @@ import pytest
 
 from clusterflow.errors import InputValidationError, Problem
 from clusterflow.inputs import is_partitioned_table, load_input
-from clusterflow.large_tables import merge_problems, sample_positions
+from clusterflow import large_tables
+from clusterflow.large_tables import merge_problems
 from clusterflow.samples import customers
 
 
-def test_the_sample_is_seeded_and_distinct_and_the_whole_table_when_smaller():
-    drawn = sample_positions(1_000_000, 500, seed=3)
-    assert len(np.unique(drawn)) == 500 and (np.diff(drawn) > 0).all() and drawn.max() < 1_000_000
-    assert (drawn == sample_positions(1_000_000, 500, seed=3)).all()
-    assert not (drawn == sample_positions(1_000_000, 500, seed=4)).all()
-    assert (sample_positions(50, 500, seed=3) == np.arange(50)).all()
+def write_parts(table, folder, files: int = 3) -> str:
+    rows = len(table) // files
+    for number in range(files):
+        table.iloc[number * rows:(number + 1) * rows].to_csv(folder / f"part-{number}.csv", index=False)
+    return str(folder / "*.csv")
+
+
+def test_the_sample_is_the_seeded_smallest_keys_and_the_whole_table_when_smaller(tmp_path):
+    table = customers(600, seed=2, with_segment=False)
+    uri = write_parts(table, tmp_path)
+    drawn = load_input(uri, sample_rows=150, seed=3)
+    keys = np.concatenate([large_tables.row_keys(200, 3, number) for number in range(3)])
+    assert (drawn.sample.positions == np.sort(np.argsort(keys)[:150])).all()
+    assert drawn.frame["customer_id"].tolist() == table["customer_id"].iloc[drawn.sample.positions].tolist()
+    assert drawn.sample.total_rows == 600 and drawn.sample.partition_rows == (200, 200, 200)
+    assert not (load_input(uri, sample_rows=150, seed=4).sample.positions == drawn.sample.positions).all()
+    assert (load_input(uri, sample_rows=700, seed=3).sample.positions == np.arange(600)).all()
+
+
+def test_one_pass_draws_counts_and_validates_unless_the_sample_changes_the_roles(tmp_path, monkeypatch):
+    scanned = []
+    scan = large_tables._scan_partition
+    monkeypatch.setattr(large_tables, "_scan_partition", lambda part, number, *args: scanned.append(number) or
+                        scan(part, number, *args))
+    table = customers(600, seed=2, with_segment=False)
+    load_input(write_parts(table, tmp_path), sample_rows=150, seed=3)
+    assert sorted(scanned) == [0, 1, 2]  # every partition read once (the head read only the first)
+
+    scanned.clear()
+    table["plan"] = ["basic"] * 200 + list(table["plan"].iloc[200:])  # constant in the first partition only
+    (tmp_path / "again").mkdir()
+    inputs = load_input(write_parts(table, tmp_path / "again"), sample_rows=150, seed=3)
+    assert inputs.roles["plan"] == "categorical" and sorted(scanned) == [0, 0, 1, 1, 2, 2]
 
 
 def test_problems_of_partitions_merge_per_column_and_rule():
