@@ -271,7 +271,7 @@ def serve_model(
     served = build_app(source, token=token or os.environ.get(TOKEN_ENV) or None, image_root=image_root)
     print(f"serving {source.current.model_uri} on http://{host}:{port} (POST /predict, GET /model, "
           f"GET /health)", file=sys.stderr, flush=True)
-    uvicorn.run(served, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(served, host=host, port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False)
 
 
 @app.command()

@@ -19,7 +19,8 @@ TABLE_HINTS = {  # the rule (a check's `error` text, as pandera reports it) -> w
     "table order), or set the odd one's role to numeric in a roles file",
 }
 ID_CHECK = ColumnCheck(lambda s: ~s.duplicated(keep=False), "unique_id", "id values repeat",
-                       "an id column must identify each row once; set its role to categorical or ignore")
+                       "an id column must identify each row once; set its role to categorical or ignore",
+                       row_wise=False)
 
 
 def column_checks() -> dict[str, tuple[ColumnCheck, ...]]:

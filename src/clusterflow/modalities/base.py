@@ -56,13 +56,16 @@ class ColumnCheck:
     """A rule every column of a role must pass, run by pandera over the whole column.
 
     ``test`` returns a boolean mask of the rows that pass (or one bool); ``error`` is the
-    rule the user reads, ``hint`` what to do about it.
+    rule the user reads, ``hint`` what to do about it. ``row_wise`` says that a row passes
+    or fails on its own value, whatever the other rows hold (False for a rule on the whole
+    column, such as "95% parse one way"): such a check can run over many requests' rows at once.
     """
 
     test: Callable[[pd.Series], object]
     name: str
     error: str
     hint: str
+    row_wise: bool = True
 
 
 @dataclass(frozen=True)

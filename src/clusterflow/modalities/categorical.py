@@ -6,6 +6,7 @@ frequency feature, so the many levels that share "other" still differ by how com
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,7 +15,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
 
-from ..roles import is_missing
+from ..roles import MISSING_TOKENS, is_missing
 from .base import FeaturizeOptions, Modality, require_columns
 
 MAX_LEVELS = 30  # per column, "other" and the frequency feature included: the block's width stays bounded
@@ -137,6 +138,37 @@ class CategoricalEncoder(TransformerMixin, BaseEstimator):
                 features[~known, start + len(levels)] = 1.0
             if column in self.counts_:
                 counts = self.counts_[column].reindex(labels).fillna(0).to_numpy(dtype=float)[codes]
+                features[:, start + width - 1] = ((np.log1p(counts) - self.frequency_center_[column])
+                                                  / self.frequency_scale_[column])
+            start += width
+        return features
+
+    def transform_values(self, columns: Sequence[Sequence]) -> np.ndarray | None:
+        """:meth:`transform` of rows given as one list of values per column, without a frame (a service's few rows).
+
+        The same features for strings and None; returns None when a value is anything else
+        (a number's level, ``3`` or ``3.0``, depends on its column's dtype: use :meth:`transform`).
+        """
+        check_is_fitted(self)
+        widths = [d["width"] for d in self.column_details_.values()]
+        features = np.zeros((len(columns[0]) if columns else 0, sum(widths)))
+        start = 0
+        for column, values, levels, other, width in zip(self.feature_names_in_, columns, self.categories_,
+                                                        self.other_, widths):
+            labels = []
+            for value in values:
+                if value is not None and not isinstance(value, str):
+                    return None
+                labels.append(MISSING_LEVEL if value is None or value.strip().lower() in MISSING_TOKENS else value)
+            index = {level: i for i, level in enumerate(levels)}
+            for row, label in enumerate(labels):
+                level = index.get(label)
+                if level is not None:
+                    features[row, start + level] = 1.0
+                elif other:
+                    features[row, start + len(levels)] = 1.0
+            if column in self.counts_:
+                counts = self.counts_[column].reindex(labels).fillna(0).to_numpy(dtype=float)
                 features[:, start + width - 1] = ((np.log1p(counts) - self.frequency_center_[column])
                                                   / self.frequency_scale_[column])
             start += width

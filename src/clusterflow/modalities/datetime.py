@@ -206,7 +206,7 @@ DATETIME = Modality(
     checks={"datetime": (ColumnCheck(
         parses_consistently, "datetime_values", "values do not parse as dates/times",
         "at least 95% of the values must parse one way (ISO 8601, 26/11/2026 14:05, epoch seconds, ...): fix "
-        "these, or set the column's role to categorical or text in a roles file"),)},
+        "these, or set the column's role to categorical or text in a roles file", row_wise=False),)},
     profile=lambda frame, column, labels, distances, seed: _profile(frame[column], labels),
 )
 

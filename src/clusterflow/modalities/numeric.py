@@ -8,6 +8,8 @@ block weighting keeps such a group from owning the spread.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn.impute import SimpleImputer
@@ -21,6 +23,25 @@ from .base import ColumnCheck, FeaturizeOptions, Modality
 def to_numbers(frame: pd.DataFrame) -> np.ndarray:
     """Columns as floats; missing tokens and booleans handled as in role inference."""
     return np.column_stack([as_numbers(frame[c]).to_numpy() for c in frame.columns])
+
+
+def numbers_from_values(columns: Sequence[Sequence]) -> np.ndarray:
+    """:func:`to_numbers` of rows given as one list of plain values (JSON scalars) per column, without a frame.
+
+    Numbers and booleans convert as pandas converts a column of them; strings go through
+    :func:`clusterflow.roles.as_numbers`, as in :func:`to_numbers`.
+    """
+    numbers = np.full((len(columns[0]) if columns else 0, len(columns)), np.nan)
+    for j, values in enumerate(columns):
+        texts = {}
+        for i, value in enumerate(values):
+            if isinstance(value, str):
+                texts[i] = value
+            elif value is not None:
+                numbers[i, j] = value
+        if texts:
+            numbers[list(texts), j] = as_numbers(pd.Series(list(texts.values()), dtype=object)).to_numpy()
+    return numbers
 
 
 def make_numeric_featurizer(columns: list[str], options: FeaturizeOptions):
