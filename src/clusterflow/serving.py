@@ -328,6 +328,7 @@ class Batcher:
     async def run(self) -> None:
         while True:
             batch = [self._next or await self.queue.get()]
+            await asyncio.sleep(0)  # one turn of the loop: requests already read join this batch (twice as many)
             self._next = None
             served, size = batch[0][0], len(batch[0][1])
             while size < self.max_rows and not self.queue.empty():

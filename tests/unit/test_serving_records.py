@@ -22,15 +22,23 @@ from clusterflow.serving import ServedModel, assign_batch, read_records, record_
 def table():
     frame = customers(240, seed=11).drop(columns="segment")
     frame["review"] = reviews(240, seed=11, with_segment=False)["review"]
+    rng = np.random.default_rng(11)
+    frame["signed_up"] = (pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, 240), unit="D")
+                          ).strftime("%Y-%m-%d")
+    frame["store_lat"], frame["store_lon"] = rng.uniform(40, 60, 240).round(4), rng.uniform(-10, 20, 240).round(4)
     return frame
+
+
+OTHER_MODALITIES = ["review", "signed_up", "store_lat", "store_lon"]
 
 
 @pytest.fixture(scope="module")
 def fitted(table):
-    """Models with and without the text column (TF-IDF), k-means and a Gaussian mixture (soft memberships)."""
+    """Models of numeric and categorical columns, and of those plus text (TF-IDF), a date and a location;
+    k-means and a Gaussian mixture (soft memberships)."""
     settings = {"k": [3], "algorithms": ["kmeans", "gmm"], "seed": 0}
-    return {"numeric+categorical": clusterflow.Clustering(**settings).fit(table.drop(columns="review")),
-            "with text": clusterflow.Clustering(**settings, text_featurizer="tfidf").fit(table)}
+    return {"numeric+categorical": clusterflow.Clustering(**settings).fit(table.drop(columns=OTHER_MODALITIES)),
+            "with text, dates and places": clusterflow.Clustering(**settings, text_featurizer="tfidf").fit(table)}
 
 
 def served(model, model_id="kmeans-k3") -> ServedModel:
@@ -48,8 +56,9 @@ EDGE_ROWS = [  # each with its own customer_id; every other column as the table 
     {"plan": " basic "},  # not "basic": labels are matched as written
     {"income_k": None, "age": "41.5", "visits_per_month": "yes"},  # missing number; number and boolean as strings
     {"tenure_months": True, "basket_value": 0},
-    {"review": None},
-    {"review": ""},
+    {"review": None, "signed_up": None},
+    {"review": "", "store_lat": None, "store_lon": None},
+    {"signed_up": "2025-02-30"},  # not a date: missing, as one of many rows (below 5% of the request)
 ]
 
 
@@ -64,12 +73,12 @@ def expected_of(model, records: list[dict]) -> tuple[list, np.ndarray]:
     return model.predict(frame).tolist(), model.predict_proba(frame)
 
 
-@pytest.mark.parametrize("kind", ["numeric+categorical", "with text"])
+@pytest.mark.parametrize("kind", ["numeric+categorical", "with text, dates and places"])
 def test_every_request_of_a_batch_gets_the_models_own_answer(fitted, table, kind):
     clustering = fitted[kind]
-    columns = [c for c in table.columns if kind == "with text" or c != "review"]
+    columns = [c for c in table.columns if kind != "numeric+categorical" or c not in OTHER_MODALITIES]
     requests = [as_records(table[columns].iloc[i:i + size]) for i, size in ((0, 1), (1, 40), (41, 1), (42, 3))]
-    requests += [[{k: v for k, v in r.items() if k in columns} for r in edge_records(table)]]
+    requests += [[{k: v for k, v in r.items() if k in columns} for r in edge_records(table) + requests[1]]]
     requests += [[dict(requests[0][0], channel=3, customer_id="N0")]]  # a label as a number: the frame's path
     for model_id, model in clustering.models_.items():
         service = served(model, model_id)
@@ -82,12 +91,13 @@ def test_every_request_of_a_batch_gets_the_models_own_answer(fitted, table, kind
             np.testing.assert_allclose(served_proba, proba, atol=5e-7)
 
 
-def test_numeric_and_categorical_blocks_read_values_and_text_falls_back(fitted):
+def test_numeric_and_categorical_blocks_read_values_and_the_others_fall_back(fitted):
     numeric_categorical = served(fitted["numeric+categorical"].best_model_)
     assert numeric_categorical.inline and numeric_categorical.features.fast
-    with_text = served(fitted["with text"].best_model_).features
-    readers = {block.columns[0]: block.reader is not None for block in with_text.blocks}
-    assert readers == {"age": True, "channel": True, "review": False} and not with_text.fast
+    mixed = served(fitted["with text, dates and places"].best_model_)
+    readers = {block.columns[0]: block.reader is not None for block in mixed.features.blocks}
+    assert readers == {"age": True, "channel": True, "review": False, "signed_up": False, "store_lat": False}
+    assert not mixed.inline
 
 
 def test_bad_records_fail_their_own_request_naming_column_rows_and_rule(fitted, table):
@@ -108,6 +118,15 @@ def test_bad_records_fail_their_own_request_naming_column_rows_and_rule(fitted, 
     shape_and_value = [dict(good[0], channel=["app"]), dict(good[1], income_k="a lot")]  # one report of both
     (failed,) = assign_batch(service, [record_rows(shape_and_value, service.expected)])
     assert {(p.column, p.rows) for p in failed.problems} == {("channel", (0,)), ("income_k", (1,))}
+
+    mixed = served(fitted["with text, dates and places"].best_model_)
+    good = as_records(table.head(2))
+    requests = [[dict(good[0], signed_up="someday")], [dict(good[0], store_lat=123.0), dict(good[1], store_lon="east")],
+                good]
+    results = assign_batch(mixed, [record_rows(r, mixed.expected) for r in requests])
+    assert [(p.column, p.rows) for p in results[0].problems] == [("signed_up", (0,))]  # the whole column is checked
+    assert {(p.column, p.rows) for p in results[1].problems} == {("store_lat", (0,)), ("store_lon", (1,))}
+    assert len(results[2]) == 2
 
     for body in (b"{oops", b"[]", b"[1, 2]", b'"text"'):
         with pytest.raises(InputValidationError):
