@@ -4,8 +4,9 @@ A featurizer reads a DataFrame, and building one (and the pandas work on its col
 milliseconds per call: most of a single-row request. Here the fitted featurizer is read
 block by block: where a block's first step can read plain values (its ``transform_values``,
 or :func:`~clusterflow.modalities.numeric.numbers_from_values` for the numeric parser),
-each request's values go through it and the block's other fitted steps then transform the
-stacked rows of every request at once (the imputer and the scalers as their own arithmetic on
+the values of every request of a batch go through it in one call (each value is read on its
+own, so this is what each request alone would get), and the block's other fitted steps then
+transform the stacked rows (the imputer and the scalers as their own arithmetic on
 their learned statistics, without scikit-learn's input checks, which cost more than the
 arithmetic on a few rows). Nothing is learned or copied here: a block without such a
 reader, or a request its reader declines, is transformed by the fitted block itself on a
@@ -121,19 +122,27 @@ class Block:
             X = self.transformer.transform(pd.concat([rows.frame()[self.columns] for rows in batch],
                                                      ignore_index=True))
         else:
-            read = [self.reader([rows.columns[c] for c in self.columns]) for rows in batch]
-            parts: list = [None] * len(batch)
-            accepted = [i for i, x in enumerate(read) if x is not None]
-            if accepted:
-                X = np.vstack([read[i] for i in accepted])
-                for step in self.rest:
-                    X = step(X)
-                for i, part in zip(accepted, np.split(X, np.cumsum([len(batch[i]) for i in accepted])[:-1])):
-                    parts[i] = part
-            for i in set(range(len(batch))) - set(accepted):
-                parts[i] = self.transformer.transform(batch[i].frame()[self.columns])
-            X = np.vstack(parts)
+            # A reader reads each value on its own: all requests in one call, unless one has a value it declines.
+            X = self.reader([[v for rows in batch for v in rows.columns[c]] for c in self.columns])
+            X = self._rest(X) if X is not None else np.vstack(self._each(batch))
         return X if self.weight is None else X * self.weight
+
+    def _rest(self, X: np.ndarray) -> np.ndarray:
+        for step in self.rest:
+            X = step(X)
+        return X
+
+    def _each(self, batch: list[Rows]) -> list[np.ndarray]:
+        """Each request's rows: read where the reader takes its values, else by the fitted block on its table."""
+        read = [self.reader([rows.columns[c] for c in self.columns]) for rows in batch]
+        accepted = [i for i, x in enumerate(read) if x is not None]
+        parts = [None if x is not None else self.transformer.transform(rows.frame()[self.columns])
+                 for rows, x in zip(batch, read)]
+        if accepted:
+            X = self._rest(np.vstack([read[i] for i in accepted]))
+            for i, part in zip(accepted, np.split(X, np.cumsum([len(batch[i]) for i in accepted])[:-1])):
+                parts[i] = part
+        return parts
 
 
 class RecordFeaturizer:

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "CLUSTERFLOW_SERVE_TOKEN"
 MAX_BATCH_ROWS = 4096
+INLINE_ROWS = 1000  # larger batches go to a thread, so that /health and small requests are not held up
 SCALARS = (str, int, float, bool)  # what a record's value may be besides null; each role's checks do the rest
 MISSING_COLUMN_HINT = "the model was trained with it; send it in every record (null for a missing value)"
 _ABSENT = object()
@@ -306,7 +307,7 @@ def assign_batch(served: ServedModel, batch: list[Rows], image_root: str | None 
 
 class Batcher:
     """Assigns queued requests together: in the event loop when the model's featurizer needs no DataFrame
-    (a few hundred microseconds), else in a worker thread.
+    and the batch is small (a millisecond or two), else in a worker thread.
 
     Each request is assigned by the model it was read for; a batch holds requests of one
     model, so a swap never mixes models within a batch.
@@ -356,7 +357,7 @@ class Batcher:
                 future.set_result(result)
 
     async def _call(self, served: ServedModel, batch: list[Rows]) -> list:
-        if served.inline:
+        if served.inline and sum(len(rows) for rows in batch) <= INLINE_ROWS:
             return assign_batch(served, batch, self.image_root)
         return await asyncio.to_thread(assign_batch, served, batch, self.image_root)
 
