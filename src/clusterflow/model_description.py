@@ -135,7 +135,8 @@ def _numeric(featurizer, columns: list[str]) -> tuple[str, dict]:
     flagged = [] if imputer.indicator_ is None else [columns[i] for i in imputer.indicator_.features_]
     flag = f" + missing flag ({len(flagged)} of {len(columns)} columns had missing values)" if imputer.add_indicator \
         else ""
-    scaling = {"RobustScaler": "robust scaling", "StandardScaler": "standard scaling"}.get(
+    scaling = {"SpreadScaler": "scaled by max(IQR / 1.349, std)", "RobustScaler": "robust scaling",
+               "StandardScaler": "standard scaling"}.get(
         type(scaler).__name__, type(scaler).__name__)
     medians = dict(zip(columns, imputer.statistics_))
     return (f"{imputer.strategy} impute{flag}, {scaling}",

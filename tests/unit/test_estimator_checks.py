@@ -16,6 +16,7 @@ from clusterflow.modalities.categorical import CategoricalEncoder
 from clusterflow.modalities.datetime import DatetimeFeaturizer
 from clusterflow.modalities.geo import GeoFeaturizer
 from clusterflow.modalities.image import ImageFeaturizer
+from clusterflow.modalities.numeric import SpreadScaler
 from clusterflow.modalities.text import TfidfText
 
 TEN_ROWS = "a table needs at least 10 rows; the error says so as an input problem, not in scikit-learn's words"
@@ -69,7 +70,7 @@ def expected_failures(estimator) -> dict[str, str]:
 # It shares TfidfText's column handling, and tests/unit/test_text.py covers its behaviour.
 @parametrize_with_checks([
     ClusterModel(), Clustering(k=[2, 3], algorithms=["kmeans"]), Clusterer(n_clusters=3),
-    ProjectedHDBSCAN(min_cluster_size=5, min_samples=5), TotalVarianceScaler(), TfidfText(n_components=2),
+    ProjectedHDBSCAN(min_cluster_size=5, min_samples=5), TotalVarianceScaler(), SpreadScaler(), TfidfText(n_components=2),
     CategoricalEncoder(), DatetimeFeaturizer(), GeoFeaturizer(), ImageFeaturizer(),
 ], expected_failed_checks=expected_failures)
 def test_scikit_learn_estimator_checks(estimator, check):

@@ -54,7 +54,7 @@ def test_blocks_report_the_fitted_widths_weights_and_settings(run):
         assert block["total_variance"] == pytest.approx(fitted[-1].total_variance)
         assert set(block["column_details"]) == set(block["columns"])
     numeric = next(b for b in blueprint["blocks"] if b["modality"] == "numeric")
-    assert numeric["summary"].startswith("median impute + missing flag") and "robust scaling" in numeric["summary"]
+    assert numeric["summary"].startswith("median impute + missing flag") and "IQR / 1.349" in numeric["summary"]
     categorical = next(b for b in blueprint["blocks"] if b["modality"] == "categorical")
     assert HOSTILE_LEVEL in categorical["column_details"]["plan"]
     assert sum(b["variance_share"] for b in blueprint["blocks"]) == pytest.approx(1.0)
