@@ -67,9 +67,11 @@ class ServedModel:
     def __post_init__(self):
         expected = {c: r for c, r in self.model.roles_.items() if r != "ignore"}
         by_role = {role: checks for role, checks in column_checks().items() if role != "id"}  # see record_rows
+        checks: dict[ColumnCheck, list[str]] = {}
+        for column, role in expected.items():
+            for check in by_role.get(role, ()):
+                checks.setdefault(check, []).append(column)
         object.__setattr__(self, "expected", expected)
-        checks = {check: [c for c, r in expected.items() if check in by_role.get(r, ())]
-                  for r in dict.fromkeys(expected.values()) for check in by_role.get(r, ())}
         object.__setattr__(self, "checks", list(checks.items()))
         object.__setattr__(self, "features", RecordFeaturizer(self.model.pipeline_[0]))
 
