@@ -115,8 +115,13 @@ def check_rerun(run: str, k: list[int], model: str | None) -> None:
     """Check a `rerun`: the k values and that the run is published (the flow checks the rest against it)."""
     from clusterflow.run_folder import RunFolder
 
+    from clusterflow.large_tables import check_single_table_run
+
     problems = k_problems(k)
-    problems += _unknown_model(_collect(problems, RunFolder(run).manifest, where="RUN"), model)
+    manifest = _collect(problems, RunFolder(run).manifest, where="RUN")
+    problems += _unknown_model(manifest, model)
+    if manifest is not None:
+        _collect(problems, check_single_table_run, manifest, "rerun")
     _raise_if_any(problems)
     RunFolder(run).ensure_unlocked()
 
@@ -135,6 +140,10 @@ def check_report(run: str, model: str | None, associations: str, projection: str
     folder = RunFolder(run)
     manifest = _collect(problems, folder.manifest, where="RUN")
     problems += _unknown_model(manifest, model)
+    if manifest is not None:
+        from clusterflow.large_tables import check_single_table_run
+
+        _collect(problems, check_single_table_run, manifest, "report")
     _raise_if_any(problems)
     return folder, manifest
 
@@ -157,7 +166,14 @@ def check_recluster(data: str, *, runs_root: str | None, dataset: str | None, k:
     if not tolerance >= 0:
         problems.append(Problem(rule=f"{tolerance} is negative", where="--tolerance",
                                 hint="give a silhouette difference >= 0, e.g. 0.05"))
-    _collect(problems, preload_input, data, where="DATA")
+    from clusterflow.inputs import is_partitioned_table
+
+    if is_partitioned_table(data):
+        from clusterflow.large_tables import check_single_table_input
+
+        _collect(problems, check_single_table_input, data, "recluster")
+    else:
+        _collect(problems, preload_input, data, where="DATA")
     _raise_if_any(problems)
     request = {"data": data, "dataset": dataset, "k": k, "algorithms": names, "tolerance": tolerance}
     return request if runs_root is None else {**request, "runs_root": runs_root}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from prefect import flow, tags
 
 from clusterflow.errors import InputValidationError, Problem
+from clusterflow.large_tables import check_single_table_input
 from clusterflow.run_folder import RunFolder
 from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
 from flows.cluster import cluster
@@ -32,6 +33,7 @@ def recluster(
     if not data:
         raise InputValidationError([Problem(rule="no data URI to recluster",
                                             hint="the clusterflow.data.arrived event needs payload.data_uri")])
+    check_single_table_input(data, "recluster", storage_options)  # before a whole run that could not be compared
     dataset = dataset or dataset_name(data)
     with tags(*label_run(dataset)):
         run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root, dataset=dataset,

@@ -344,3 +344,36 @@ def _assign_and_write(part: pd.DataFrame, model, offset: int, uri: str, storage_
 def sample_note(record: SampleRecord) -> str:
     """What the leaderboard and the summary say about a sampled run."""
     return f"trained on a sample of {record.rows:,} of {record.of_rows:,} rows (seed {record.seed})"
+
+
+def check_single_table_run(manifest: Manifest, command: str) -> None:
+    """Refuse ``command`` (report, rerun) on a run of a partitioned table: it needs the run's whole input in
+    memory and one ``assignments.parquet``, which such a run does not have."""
+    if manifest.sample is None:
+        return
+    raise InputValidationError([Problem(
+        rule=f"run {manifest.run_id} clustered the partitioned table {manifest.input.uri}: it "
+             f"{sample_note(manifest.sample)} and wrote its assignments as assignments/ parts; "
+             f"`clusterflow {command}` works on runs of one table file only",
+        where="RUN", hint=PARTITIONED_RUN_HINTS[command])])
+
+
+PARTITIONED_RUN_HINTS = {
+    "report": "the run's report.html and reports/ already describe its top models; for another model, run "
+              "`clusterflow run DATA --algorithms ALGORITHM --k K` on the table again",
+    "rerun": "run `clusterflow run DATA --k ...` on the table again with the new cluster counts (its sample and "
+             "seed give the same features)",
+    "recluster": "run `clusterflow run DATA` on the Parquet dataset folder or glob, then "
+                 "`clusterflow promote RUN MODEL_ID`",
+}
+
+
+def check_single_table_input(data_uri: str, command: str, storage_options: dict | None = None) -> None:
+    """Refuse ``command`` (recluster) on a Parquet dataset folder or a glob of files."""
+    from .inputs import is_partitioned_table
+
+    if is_partitioned_table(data_uri, storage_options):
+        raise InputValidationError([Problem(
+            rule=f"{data_uri} is a partitioned table (a folder or a glob); `clusterflow {command}` takes one "
+                 "table file", where="DATA", hint=PARTITIONED_RUN_HINTS[command])])
+

@@ -18,7 +18,12 @@ PARTITIONED_ABOVE_BYTES = 256 * 2**20
 
 
 def should_partition(data_uri: str, storage_options: dict | None = None) -> bool:
-    """Tables larger than :data:`PARTITIONED_ABOVE_BYTES` on storage are scored by partition."""
+    """A Parquet dataset folder, a glob of files, and tables larger than :data:`PARTITIONED_ABOVE_BYTES`
+    on storage are scored by partition."""
+    from .inputs import is_partitioned_table
+
+    if is_partitioned_table(data_uri, storage_options):
+        return True
     fs, path = fsspec.core.url_to_fs(data_uri, **(storage_options or {}))
     return fs.size(path) > PARTITIONED_ABOVE_BYTES
 
@@ -67,7 +72,7 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
     fs, path = fsspec.core.url_to_fs(out_uri, **(storage_options or {}))
     if fs.exists(path):
         raise RunExistsError(f"{out_uri} exists; partitioned predictions never overwrite: choose another --out")
-    frame = read_partitioned(data_uri, blocksize, storage_options)
+    frame = _read_new_table(data_uri, blocksize, storage_options)
     lengths = frame.map_partitions(len).compute()
     offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
     image_root = image_root or image_root_of(data_uri)
@@ -77,6 +82,18 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
                                        meta=meta, align_dataframes=False)
     assignments.to_parquet(out_uri, write_index=False, storage_options=storage_options or {})
     return int(sum(lengths))
+
+
+def _read_new_table(data_uri: str, blocksize: str | int, storage_options: dict | None) -> dd.DataFrame:
+    """One table file, or the files of a Parquet dataset folder or a glob (in a stable order), as a lazy frame."""
+    from .inputs import is_partitioned_table
+
+    if not is_partitioned_table(data_uri, storage_options):
+        return read_partitioned(data_uri, blocksize, storage_options)
+    from .large_tables import open_dataset
+
+    dataset = open_dataset(data_uri, storage_options)
+    return read_partitioned(list(dataset.files), blocksize, storage_options, fmt=dataset.format)
 
 
 def _assign_partition(part: pd.DataFrame, model: ClusterModel, offsets: list[int], image_root: str,

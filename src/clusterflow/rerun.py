@@ -18,6 +18,7 @@ from .parameters import check_k_values
 
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
+from .large_tables import check_single_table_run
 from .leaderboard import RANKED_BY, extend_leaderboard, top_model_id, why_top_model
 from .model import ROW_ID, ClusterModel, load_published_model
 from .model_description import blueprint_file
@@ -44,6 +45,7 @@ def load_cached_run(run_uri: str, storage_options: dict | None = None) -> Cached
     """Read a published run's manifest, leaderboard, feature cache and fitted featurizer + reducer (all verified)."""
     folder = RunFolder(run_uri, storage_options)
     manifest = folder.manifest()
+    check_single_table_run(manifest, "rerun")
     any_model = load_published_model(folder, manifest, manifest.top_model)
     row_ids = folder.assignments(manifest, columns=[manifest.id_column or ROW_ID])
     return CachedRun(run_uri, manifest, folder.leaderboard(manifest), folder.features(manifest),

@@ -59,7 +59,15 @@ def read_bytes(uri: str, storage_options: dict | None = None) -> bytes:
 
 
 def check_readable(uri: str, storage_options: dict | None = None) -> None:
-    """Raise an input problem when ``uri`` has an unknown format or is not a file (without reading it)."""
+    """Raise an input problem when ``uri`` has an unknown format or is not a file (without reading it);
+    a Parquet dataset folder or a glob must list data files of one format."""
+    from .inputs import is_partitioned_table
+
+    if is_partitioned_table(uri, storage_options):
+        from .large_tables import open_dataset
+
+        open_dataset(uri, storage_options)
+        return
     table_format(uri)
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     if not fs.isfile(path):

@@ -33,8 +33,8 @@ def run_cli(prefect_server, dask_address, s3_server):
     env = {**prefect_server.client_env, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
            "HF_HUB_OFFLINE": "1"}
 
-    def run(*args, dask: bool = True) -> subprocess.CompletedProcess:
-        argv = [CLI, "run", *map(str, args), *(["--dask-address", dask_address] if dask else [])]
+    def run(*args, dask: bool = True, command: str = "run") -> subprocess.CompletedProcess:
+        argv = [CLI, command, *map(str, args), *(["--dask-address", dask_address] if dask else [])]
         return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600)
 
     return run
@@ -138,3 +138,29 @@ def test_an_id_repeated_across_files_is_reported_as_the_in_memory_path_reports_i
     for done in (by_partition, in_memory):
         assert done.returncode == 2 and "Traceback (most recent call last)" not in done.stdout + done.stderr
         assert problem in done.stderr, done.stderr[-2000:]
+
+
+def test_predict_on_a_parquet_folder_and_a_csv_glob_equals_predict_on_the_whole_table(run_cli, table, parquet_run,
+                                                                                      tmp_path):
+    dataset = Path(parquet_run["run"]).parent / "customers"
+    for number, part in enumerate(split(table)):
+        part.to_csv(tmp_path / f"new-{number}.csv", index=False)
+    expected = clusterflow.load_model(parquet_run["run"]).predict(table)
+    for data, out in ((dataset, tmp_path / "from-folder"), (tmp_path / "new-*.csv", tmp_path / "from-glob")):
+        done = run_cli(parquet_run["run"], data, "--out", out, command="predict")
+        assert succeeded(done), done.stderr[-3000:]
+        scored = pd.read_parquet(out)
+        assert scored["customer_id"].tolist() == table["customer_id"].tolist()
+        assert (scored["cluster"].to_numpy() == expected).all()
+
+
+@pytest.mark.parametrize("command, args, names", [
+    ("report", [], "RUN"), ("rerun", ["--k", "6"], "RUN"), ("recluster", [], "DATA")])
+def test_commands_that_need_one_table_file_refuse_a_partitioned_run_or_input(run_cli, parquet_run, command, args,
+                                                                             names):
+    target = parquet_run["run"] if names == "RUN" else str(Path(parquet_run["run"]).parent / "customers")
+    done = run_cli(target, *args, dask=False, command=command)
+    assert done.returncode == 2 and "Traceback (most recent call last)" not in done.stdout + done.stderr
+    assert f"`clusterflow {command}` " in done.stderr and "partitioned table" in done.stderr, done.stderr[-2000:]
+    assert "clusterflow run DATA" in done.stderr  # what to do instead
+

@@ -139,6 +139,9 @@ def read_run_input(manifest: Manifest, storage_options: dict | None = None) -> p
 
     Image paths become URIs under the run's image root, checked, as the run resolved them.
     """
+    from ..large_tables import check_single_table_run
+
+    check_single_table_run(manifest, "report")
     uri, expected = manifest.input.uri, manifest.input.sha256
     if content_hash(uri, storage_options) != expected:
         raise InputValidationError([Problem(
