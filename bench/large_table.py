@@ -77,17 +77,21 @@ def write_dataset(folder: Path, min_memory_bytes: int, seed: int) -> dict:
             "segments": np.tile(segment.astype(np.int8), files)}
 
 
-def dask_deployment(stack: ExitStack, folder: Path, workers: int) -> str:
-    """`dask scheduler` and ``workers`` `dask worker` processes on 127.0.0.1 (no memory limit)."""
+def dask_deployment(stack: ExitStack, folder: Path, workers: int) -> tuple[str, list[int]]:
+    """`dask scheduler` and ``workers`` `dask worker` processes on 127.0.0.1 (no memory limit); returns the
+    scheduler's address and the worker commands' process ids."""
     from distributed import Client
 
     scheduler_file = folder / "scheduler.json"
+    worker_pids = []
 
     def start(*args: str) -> None:
         log = stack.enter_context(open(folder / f"dask-{args[0]}-{time.monotonic_ns()}.log", "wb"))
         process = subprocess.Popen([str(BIN / "dask"), *args], stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         stack.callback(stop_process_group, process)
+        if args[0] == "worker":
+            worker_pids.append(process.pid)
 
     start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file",
           str(scheduler_file))
@@ -102,7 +106,22 @@ def dask_deployment(stack: ExitStack, folder: Path, workers: int) -> str:
     address = json.loads(scheduler_file.read_text())["address"]
     with Client(address, timeout=60) as client:
         client.wait_for_workers(workers, timeout=120)
-    return address
+    return address, worker_pids
+
+
+def bytes_read(pids: list[int]) -> int:
+    """Bytes the processes ``pids`` and their children have read so far (``read_chars``: page-cache hits count)."""
+    import psutil
+
+    total = 0
+    for pid in pids:
+        root = psutil.Process(pid)
+        for process in [root, *root.children(recursive=True)]:
+            try:
+                total += process.io_counters().read_chars
+            except psutil.NoSuchProcess:
+                pass
+    return total
 
 
 def limited(address_space_bytes: int):
@@ -112,11 +131,13 @@ def limited(address_space_bytes: int):
     return apply
 
 
-def run_watched(argv: list[str], env: dict, memory_bytes: int, address_space_bytes: int) -> tuple[int, str, int]:
+def run_watched(argv: list[str], env: dict, memory_bytes: int, address_space_bytes: int
+                ) -> tuple[int, str, int, int]:
     """Run ``argv`` under the address-space cap, killing it if its resident memory passes ``memory_bytes``.
 
-    Returns the exit code, the output's tail and the kernel's peak resident set of the process
-    (``ru_maxrss``, exact, unlike the 0.1 s polls that enforce the limit).
+    Returns the exit code, the output's tail, the kernel's peak resident set of the process
+    (``ru_maxrss``, exact, unlike the 0.1 s polls that enforce the limit) and the bytes it read
+    (its last 0.1 s poll of ``read_chars``).
     """
     import psutil
 
@@ -124,6 +145,7 @@ def run_watched(argv: list[str], env: dict, memory_bytes: int, address_space_byt
     process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
                                preexec_fn=limited(address_space_bytes))
     watched = psutil.Process(process.pid)
+    read = 0
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)  # reaps it with its resource usage
         if pid:
@@ -131,13 +153,14 @@ def run_watched(argv: list[str], env: dict, memory_bytes: int, address_space_byt
         try:
             if watched.memory_info().rss > memory_bytes:
                 process.kill()
+            read = watched.io_counters().read_chars
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.1)
     process.returncode = code = os.waitstatus_to_exitcode(status)
     peak = usage.ru_maxrss * 1024
     log.seek(0)
-    return code, log.read()[-6000:], peak
+    return code, log.read()[-6000:], peak, read
 
 
 def main() -> None:
@@ -162,14 +185,21 @@ def main() -> None:
               f"{table['disk_bytes'] / 2**30:.2f} GiB of Parquet; generated in {generated:.0f} s")
 
         server = stack.enter_context(local_prefect_server(tmp / "prefect-home"))
-        address = dask_deployment(stack, tmp, args.workers)
+        address, workers = dask_deployment(stack, tmp, args.workers)
         env = {**server.client_env, "HF_HUB_OFFLINE": "1", "MALLOC_ARENA_MAX": "2"}
         argv = [str(BIN / "clusterflow"), "run", str(tmp / "customers"), "--out", str(tmp / "run"),
                 "--sample-rows", str(args.sample_rows), "--algorithms", "kmeans", "--k", "3", "4", "5",
                 "--seed", str(args.seed), "--dask-address", address]
+        workers_read = bytes_read(workers)
         started = time.perf_counter()
-        code, output, peak = run_watched(argv, env, limit, int(args.address_space_gb * 2**30))
+        load = os.getloadavg()[0]
+        code, output, peak, flow_read = run_watched(argv, env, limit, int(args.address_space_gb * 2**30))
         seconds = time.perf_counter() - started
+        workers_read = bytes_read(workers) - workers_read
+        print(f"reads: the flow process {flow_read / 2**30:.2f} GiB, the workers {workers_read / 2**30:.2f} GiB: "
+              f"{(flow_read + workers_read) / table['disk_bytes']:.2f}x the table's {table['disk_bytes'] / 2**30:.2f} "
+              f"GiB of Parquet (file reads of every kind, imports included); load average {load:.1f} at the start, "
+              f"{os.getloadavg()[0]:.1f} at the end")
         if code != 0:
             print(output)
             raise SystemExit(f"clusterflow run failed (exit {code}; peak RSS {peak / 2**30:.2f} GiB)")
@@ -188,7 +218,8 @@ def report(run: Path, table: dict, seconds: float, peak: int, limit: int) -> Non
     parts = folder.assignment_parts(manifest)
     clusters = np.concatenate([pd.read_parquet(io.BytesIO(folder.read(p, manifest)), columns=["cluster"])["cluster"]
                                .to_numpy() for p in parts])
-    print(f"run: {seconds:.0f} s wall; flow process peak RSS {peak / 2**30:.2f} GiB (allowed {limit / 2**30:.2f} "
+    print(f"run: {seconds:.0f} s wall, {table['rows'] / seconds:,.0f} rows/s end to end; flow process peak RSS "
+          f"{peak / 2**30:.2f} GiB (allowed {limit / 2**30:.2f} "
           f"GiB; the table is {table['memory_bytes'] / peak:.1f}x the peak)")
     print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in manifest.timings_seconds.items()))
     print(f"models trained on {manifest.sample.rows:,} of {manifest.sample.of_rows:,} rows; top {manifest.top_model}")
