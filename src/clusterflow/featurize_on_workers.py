@@ -11,6 +11,7 @@ same rows (texts embedded in other batches differ by float rounding only).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import os
@@ -58,9 +59,8 @@ def transform_on_workers(client, featurizer, reducer, frame: pd.DataFrame) -> np
     Text embedders' counts of texts encoded and cache hits on the workers are added to
     ``featurizer``'s, so the manifest says what was embedded wherever it ran.
     """
-    workers = client.scheduler_info()["workers"].values()
-    slots = max(1, sum(w["nthreads"] for w in workers))
-    threads = max(1, (os.cpu_count() or 1) // slots)
+    slots = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
+    threads = threads_per_task(client)
     size = max(MIN_PARTITION_ROWS, -(-len(frame) // (PARTITIONS_PER_THREAD * slots)))
     blob = pickle.dumps((featurizer, reducer))
     digest = hashlib.sha256(blob).hexdigest()
@@ -72,21 +72,34 @@ def transform_on_workers(client, featurizer, reducer, frame: pd.DataFrame) -> np
     return np.vstack([matrix for matrix, _ in results])
 
 
-def transform_partition(part: pd.DataFrame, fitted: bytes, digest: str, threads: int) -> tuple[np.ndarray, list]:
-    """On a worker: one partition's reduced features, and its text embedders' counts (encoded, cache hits, seconds)."""
+def threads_per_task(client) -> int:
+    """The cores one worker thread may use: the machine's cores shared among the cluster's worker threads."""
+    slots = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
+    return max(1, (os.cpu_count() or 1) // slots)
+
+
+@contextlib.contextmanager
+def worker_share_of_cores(threads: int):
+    """On a worker: text encoders and BLAS use ``threads`` threads inside this block, not every core."""
     from threadpoolctl import threadpool_limits
 
-    featurizer, reducer, lock = _loaded(fitted, digest)
     token = WORKER_THREADS.set(threads)
     try:
-        with lock, threadpool_limits(threads):  # the counters are read before and after this partition alone
-            embedders = _text_embedders(featurizer)
-            before = [_counts(e) for e in embedders]
-            features = featurizer.transform(part)
-            reduced = features if reducer == "passthrough" else reducer.transform(features)
-            counts = [tuple(a - b for a, b in zip(_counts(e), start)) for e, start in zip(embedders, before)]
+        with threadpool_limits(threads):
+            yield
     finally:
         WORKER_THREADS.reset(token)
+
+
+def transform_partition(part: pd.DataFrame, fitted: bytes, digest: str, threads: int) -> tuple[np.ndarray, list]:
+    """On a worker: one partition's reduced features, and its text embedders' counts (encoded, cache hits, seconds)."""
+    featurizer, reducer, lock = _loaded(fitted, digest)
+    with lock, worker_share_of_cores(threads):  # the counters are read before and after this partition alone
+        embedders = _text_embedders(featurizer)
+        before = [_counts(e) for e in embedders]
+        features = featurizer.transform(part)
+        reduced = features if reducer == "passthrough" else reducer.transform(features)
+        counts = [tuple(a - b for a, b in zip(_counts(e), start)) for e, start in zip(embedders, before)]
     return np.ascontiguousarray(reduced), counts
 
 

@@ -318,10 +318,13 @@ def assign_every_row(folder: RunFolder, draft: Manifest, model, sample: TableSam
                      image_root: str, on_bad_image: str = "error") -> Manifest:
     """Assign every row of the table with ``model`` on the Dask ``client``, one ``assignments/`` file per
     partition written by the worker that assigned it; returns ``draft`` listing those files."""
+    from .featurize_on_workers import threads_per_task
+
     parts = sample.dataset.partitions()
     model_on_workers = dask.delayed(model)
+    threads = threads_per_task(client)
     writes = [dask.delayed(_assign_and_write)(part, model_on_workers, offset, folder.url(assignments_part(number)),
-                                              folder.storage_options, image_root, on_bad_image)
+                                              folder.storage_options, image_root, on_bad_image, threads)
               for number, (part, offset) in enumerate(zip(parts, sample.offsets))]
     written = client.gather(client.compute(writes))
     draft = folder.record_written(draft, {assignments_part(number): (sha256, size)
@@ -333,8 +336,11 @@ def assign_every_row(folder: RunFolder, draft: Manifest, model, sample: TableSam
 
 
 def _assign_and_write(part: pd.DataFrame, model, offset: int, uri: str, storage_options: dict | None,
-                      image_root: str, on_bad_image: str) -> tuple[str, int, int]:
-    assignments = assign_rows(as_read_in_memory(part), model, offset, image_root, on_bad_image)
+                      image_root: str, on_bad_image: str, threads: int) -> tuple[str, int, int]:
+    from .featurize_on_workers import worker_share_of_cores
+
+    with worker_share_of_cores(threads):
+        assignments = assign_rows(as_read_in_memory(part), model, offset, image_root, on_bad_image)
     data = frame_to_parquet_bytes(assignments)
     fs, path = fsspec.core.url_to_fs(uri, **(storage_options or {}))
     write_whole(fs, path, data)
