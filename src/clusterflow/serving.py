@@ -252,15 +252,16 @@ def _failing_rows(check: ColumnCheck, values: list, drop_nulls: bool = True) -> 
     """
     if drop_nulls:
         series = pd.Series(values).dropna()
+        rows = series.index.to_numpy()
     else:
-        present = [i for i, value in enumerate(values) if value is not None]
-        series = pd.Series([values[i] for i in present], index=present, dtype=None if present else object)
+        rows = np.array([i for i, value in enumerate(values) if value is not None], dtype=int)
+        series = pd.Series([values[i] for i in rows], dtype=None if len(rows) else object)
     if series.empty:
         return None
     passed = check.test(series)
     if isinstance(passed, (bool, np.bool_)):
         return None if passed else ()
-    failing = tuple(int(i) for i in series.index[~np.asarray(passed, dtype=bool)])
+    failing = tuple(int(i) for i in rows[~np.asarray(passed, dtype=bool)])
     return failing or None
 
 
