@@ -66,3 +66,11 @@ def test_a_bad_value_in_a_later_file_is_reported_with_its_row_in_the_whole_table
     with pytest.raises(InputValidationError) as caught:
         load_input(str(tmp_path / "*.csv"), str(tmp_path / "roles.json"), sample_rows=100, seed=0)
     assert [(p.column, p.rows, p.rule) for p in caught.value.problems] == [("age", (250,), "values are not numbers")]
+
+
+@pytest.mark.parametrize("estimate", [10, 10**9])  # a row count estimated far too low or far too high
+def test_the_sample_does_not_depend_on_the_row_count_estimate(tmp_path, monkeypatch, estimate):
+    uri = write_parts(customers(600, seed=2, with_segment=False), tmp_path)
+    expected = load_input(uri, sample_rows=150, seed=3).sample.positions
+    monkeypatch.setattr(large_tables.TableDataset, "estimated_rows", lambda self, rows: (estimate, False))
+    assert (load_input(uri, sample_rows=150, seed=3).sample.positions == expected).all()
