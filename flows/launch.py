@@ -140,10 +140,6 @@ def check_report(run: str, model: str | None, associations: str, projection: str
     folder = RunFolder(run)
     manifest = _collect(problems, folder.manifest, where="RUN")
     problems += _unknown_model(manifest, model)
-    if manifest is not None:
-        from clusterflow.large_tables import check_single_table_run
-
-        _collect(problems, check_single_table_run, manifest, "report")
     _raise_if_any(problems)
     return folder, manifest
 

@@ -353,8 +353,8 @@ def sample_note(record: SampleRecord) -> str:
 
 
 def check_single_table_run(manifest: Manifest, command: str) -> None:
-    """Refuse ``command`` (report, rerun) on a run of a partitioned table: it needs the run's whole input in
-    memory and one ``assignments.parquet``, which such a run does not have."""
+    """Refuse ``command`` (rerun) on a run of a partitioned table: it needs the run's whole input in memory
+    and one ``assignments.parquet``, which such a run does not have."""
     if manifest.sample is None:
         return
     raise InputValidationError([Problem(
@@ -365,13 +365,27 @@ def check_single_table_run(manifest: Manifest, command: str) -> None:
 
 
 PARTITIONED_RUN_HINTS = {
-    "report": "the run's report.html and reports/ already describe its top models; for another model, run "
-              "`clusterflow run DATA --algorithms ALGORITHM --k K` on the table again",
     "rerun": "run `clusterflow run DATA --k ...` on the table again with the new cluster counts (its sample and "
              "seed give the same features)",
     "recluster": "run `clusterflow run DATA` on the Parquet dataset folder or glob, then "
                  "`clusterflow promote RUN MODEL_ID`",
 }
+
+
+def read_run_sample(manifest: Manifest, storage_options: dict | None = None) -> pd.DataFrame:
+    """The rows a partitioned table's run trained and scored on, drawn again in one pass from its unchanged files
+    (the keys are seeded, so the same files give the same rows)."""
+    dataset = open_dataset(manifest.input.uri, storage_options)
+    if dataset.fingerprint() != manifest.input.sha256:
+        raise InputValidationError([Problem(
+            rule=f"the partitioned table {manifest.input.uri} changed since the run (its file listing differs from "
+                 "the manifest's)", where="DATA",
+            hint="restore the original files; insights describe the rows the run clustered")])
+    record, parts = manifest.sample, dataset.partitions()
+    scans = scan_partitions(parts, None, draw_fraction(record.rows, record.of_rows, True), record.seed)
+    if sum(len(scan.drawn) for scan in scans) < record.rows:  # a draw this unlucky is improbable, not impossible
+        scans = scan_partitions(parts, None, 1.0, record.seed)
+    return take_sample(dataset, scans, record.rows)[1]
 
 
 def check_single_table_input(data_uri: str, command: str, storage_options: dict | None = None) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -154,8 +155,7 @@ def test_predict_on_a_parquet_folder_and_a_csv_glob_equals_predict_on_the_whole_
         assert (scored["cluster"].to_numpy() == expected).all()
 
 
-@pytest.mark.parametrize("command, args, names", [
-    ("report", [], "RUN"), ("rerun", ["--k", "6"], "RUN"), ("recluster", [], "DATA")])
+@pytest.mark.parametrize("command, args, names", [("rerun", ["--k", "6"], "RUN"), ("recluster", [], "DATA")])
 def test_commands_that_need_one_table_file_refuse_a_partitioned_run_or_input(run_cli, parquet_run, command, args,
                                                                              names):
     target = parquet_run["run"] if names == "RUN" else str(Path(parquet_run["run"]).parent / "customers")
@@ -163,4 +163,17 @@ def test_commands_that_need_one_table_file_refuse_a_partitioned_run_or_input(run
     assert done.returncode == 2 and "Traceback (most recent call last)" not in done.stdout + done.stderr
     assert f"`clusterflow {command}` " in done.stderr and "partitioned table" in done.stderr, done.stderr[-2000:]
     assert "clusterflow run DATA" in done.stderr  # what to do instead
+
+
+def test_report_on_a_partitioned_run_draws_the_sample_again_and_rebuilds_the_same_insights(run_cli, parquet_run,
+                                                                                           tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(parquet_run["run"], run)  # the report commits a new revision; the module's run stays as it is
+    manifest = RunFolder(str(run)).manifest()
+    before = json.loads((run / manifest.insights / "insights.json").read_text())
+    done = run_cli(run, dask=False, command="report")
+    assert succeeded(done), done.stderr[-3000:]
+    after = RunFolder(str(run)).manifest()
+    assert after.revision == manifest.revision + 1
+    assert json.loads((run / after.insights / "insights.json").read_text()) == before
 

@@ -139,15 +139,17 @@ def read_run_input(manifest: Manifest, storage_options: dict | None = None) -> p
 
     Image paths become URIs under the run's image root, checked, as the run resolved them.
     """
-    from ..large_tables import check_single_table_run
-
-    check_single_table_run(manifest, "report")
     uri, expected = manifest.input.uri, manifest.input.sha256
-    if content_hash(uri, storage_options) != expected:
+    if manifest.sample is not None:  # a partitioned table: its sample, as the run's report described it
+        from ..large_tables import read_run_sample
+
+        frame = read_run_sample(manifest, storage_options)
+    elif content_hash(uri, storage_options) != expected:
         raise InputValidationError([Problem(
             rule=f"the input table {uri} changed since the run (its SHA-256 differs from the manifest's)",
             hint="restore the original table; insights describe the rows the run clustered")])
-    frame = read_table(uri, storage_options)
+    else:
+        frame = read_table(uri, storage_options)
     parameters = manifest.parameters
     images = [column for column, role in manifest.role_of.items() if role == "image"]
     frame, problems = prepare_image_columns(frame, images, parameters.get("image_root") or image_root_of(uri),
