@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, RobustScaler, StandardScaler
 
 from .modalities.base import TotalVarianceScaler
-from .modalities.numeric import numbers_from_values, to_numbers
+from .modalities.numeric import SpreadScaler, numbers_from_values, to_numbers
 
 Reader = Callable[[Sequence[Sequence]], "np.ndarray | None"]
 
@@ -74,6 +74,8 @@ def array_step(step) -> Callable[[np.ndarray], np.ndarray]:
             imputed = np.where(missing, statistics, X)
             return imputed if flagged is None else np.hstack([imputed, missing[:, flagged]])
         return impute
+    if type(step) is SpreadScaler:
+        return _centre_and_scale(step.center_, step.scale_)
     if type(step) is RobustScaler:
         return _centre_and_scale(step.center_ if step.with_centering else None,
                                  step.scale_ if step.with_scaling else None)
