@@ -10,7 +10,10 @@ process with an empty embedding cache:
   images are embedded / read on the workers in chunks, and the validation rows go through the
   whole fitted featurizer and reducer there, partition by partition.
 
-Prints per setting the wall time, the speed-up over in-process, the flow process's peak
+Each setting's imports are done before it is timed (the text model is loaded in the timed part,
+in-process and on every worker). Prints per setting the wall time, the speed-up over in-process,
+the CPU seconds of the flow's process and the workers (steadier than wall time on a shared
+machine), the flow process's peak
 resident memory (``ru_maxrss`` of that process alone; workers are its children and are not
 counted) and whether the matrices equal the in-process ones.
 
@@ -60,13 +63,17 @@ def prepare_once(inputs_file: str, workers: int, out: str, seed: int) -> None:
 
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
-            started = time.perf_counter()
+            client.run(import_text_stack)  # as this process has imported it: the timed part is the work
+            workers_cpu = sum(client.run(cpu_seconds).values())
+            started, flow_cpu = time.perf_counter(), cpu_seconds()
             prepared = runs.prepare_features(inputs, params, client=client)
             figures["seconds"] = time.perf_counter() - started
+            figures["cpu_seconds"] = cpu_seconds() - flow_cpu + sum(client.run(cpu_seconds).values()) - workers_cpu
     else:
-        started = time.perf_counter()
+        started, flow_cpu = time.perf_counter(), cpu_seconds()
         prepared = runs.prepare_features(inputs, params)
         figures["seconds"] = time.perf_counter() - started
+        figures["cpu_seconds"] = cpu_seconds() - flow_cpu
     np.savez(out, train=prepared.X_train, validation=prepared.X_validation)
     text = runs.block_summary(inputs, prepared)["text"]["featurizer"]
     figures.update(peak_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
@@ -74,6 +81,20 @@ def prepare_once(inputs_file: str, workers: int, out: str, seed: int) -> None:
                    texts_encoded=text["texts_encoded"], featurized_width=prepared.featurized_width,
                    reduced_width=prepared.X_train.shape[1])
     print("FIGURES " + json.dumps(figures), flush=True)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) this process has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def import_text_stack() -> None:
+    import onnxruntime  # noqa: F401
+    import sentence_transformers  # noqa: F401
+
+    import clusterflow.featurize_on_workers  # noqa: F401
+    import clusterflow.modalities.text  # noqa: F401
 
 
 def warm_text_model(inputs) -> None:
@@ -135,7 +156,7 @@ def main() -> None:
                     np.array_equal(matrices[workers]["train"], matrices[0]["train"])
                     and np.allclose(matrices[workers]["validation"], matrices[0]["validation"], atol=1e-5))
             speed = f", {results[0]['seconds'] / figures['seconds']:.2f}x in-process" if workers else ""
-            print(f"{name}: {figures['seconds']:.1f} s{speed}; flow peak RSS {figures['peak_bytes'] / 2**20:,.0f} MiB; "
+            print(f"{name}: {figures['seconds']:.1f} s{speed}, {figures['cpu_seconds']:.0f} CPU s; flow peak RSS {figures['peak_bytes'] / 2**20:,.0f} MiB; "
                   f"{figures['train_rows']:,} train + {figures['validation_rows']:,} validation rows, "
                   f"{figures['featurized_width']} features -> {figures['reduced_width']}, "
                   f"{figures['texts_encoded']:,} texts embedded{same} (load average at start {load:.1f})",
