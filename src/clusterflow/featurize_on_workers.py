@@ -59,9 +59,8 @@ def transform_on_workers(client, featurizer, reducer, frame: pd.DataFrame) -> np
     Text embedders' counts of texts encoded and cache hits on the workers are added to
     ``featurizer``'s, so the manifest says what was embedded wherever it ran.
     """
-    slots = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
     threads = threads_per_task(client)
-    size = max(MIN_PARTITION_ROWS, -(-len(frame) // (PARTITIONS_PER_THREAD * slots)))
+    size = max(MIN_PARTITION_ROWS, -(-len(frame) // (PARTITIONS_PER_THREAD * _worker_threads(client))))
     blob = pickle.dumps((featurizer, reducer))
     digest = hashlib.sha256(blob).hexdigest()
     [fitted] = client.scatter([blob], broadcast=True, hash=False)
@@ -74,8 +73,11 @@ def transform_on_workers(client, featurizer, reducer, frame: pd.DataFrame) -> np
 
 def threads_per_task(client) -> int:
     """The cores one worker thread may use: the machine's cores shared among the cluster's worker threads."""
-    slots = max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
-    return max(1, (os.cpu_count() or 1) // slots)
+    return max(1, (os.cpu_count() or 1) // _worker_threads(client))
+
+
+def _worker_threads(client) -> int:
+    return max(1, sum(w["nthreads"] for w in client.scheduler_info()["workers"].values()))
 
 
 @contextlib.contextmanager
