@@ -1,4 +1,4 @@
-"""Featurization that keeps the structure: numeric scaling."""
+"""Featurization that keeps the structure: numeric scaling, block weights."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from clusterflow import Clustering
+from clusterflow.blueprint import block_weights
 from clusterflow.modalities.base import FeaturizeOptions
 from clusterflow.modalities.numeric import SpreadScaler, make_numeric_featurizer
 
@@ -47,3 +48,20 @@ def test_rows_missing_several_columns_together_are_not_split_off():
     frame.loc[rng.random(600) < 0.05, ["c", "d", "e"]] = np.nan  # a form section left blank: three flags, same rows
     clustering = Clustering(k=[2], algorithms=["kmeans"]).fit(frame)
     assert adjusted_rand_score(group, clustering.labels_) > 0.9  # unit-variance flags: ARI 0.00
+
+
+def test_block_weights_are_columns_with_a_floor_of_half_an_equal_share():
+    weights = block_weights({"numeric": [f"x{i}" for i in range(30)], "geo": ["lat", "lon"]}, {"geo": 2.0})
+    assert weights == {"numeric": 30, "geo": 8 * 2.0}  # floor: 32 columns / (2 x 2 blocks)
+    assert block_weights({"numeric": list("abcde"), "categorical": ["channel", "plan"]}, {}) == {
+        "numeric": 5, "categorical": 2}  # above the floor (7 / 4): by columns
+
+
+def test_a_location_that_holds_the_groups_does_not_drown_under_thirty_numeric_columns():
+    rng = np.random.default_rng(4)
+    town = rng.integers(0, 3, 450)
+    centres = np.array([[38.58, -121.49], [38.68, -121.23], [38.45, -121.40]])  # three towns 15-25 km apart
+    frame = pd.DataFrame(rng.normal(size=(450, 30)), columns=[f"x{i}" for i in range(30)])
+    frame["latitude"], frame["longitude"] = (centres[town] + rng.normal(scale=0.02, size=(450, 2))).T
+    clustering = Clustering(k=[3], algorithms=["kmeans"]).fit(frame)
+    assert adjusted_rand_score(town, clustering.labels_) > 0.9  # by columns alone (2 of 32 units): ARI 0.48
