@@ -5,6 +5,7 @@ The all-MiniLM-L6-v2 model runs for real from its offline package.
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 
@@ -53,7 +54,8 @@ def test_onnx_backends_embed_like_torch_from_one_local_export():
     assert fitted["onnx"].model_id_ == fitted["torch"].model_id_  # same embeddings: they share cache entries
     assert fitted["onnx-int8"].model_id_ == fitted["torch"].model_id_ + "-int8"
     assert fitted["onnx"].summary()["backend"] == "onnx" and fitted["onnx"].device_ == "cpu"
-    (export,) = export_root().glob("*/model.onnx")
+    (export,) = export_root().glob("*/model.fused.onnx")
+    assert "Attention" in {node.op_type for node in onnx.load(str(export), load_external_data=False).graph.node}
     written = export.stat().st_mtime_ns
     SentenceEmbedder(backend="onnx").fit(frame).transform(frame)
     assert export.stat().st_mtime_ns == written  # exported once per model digest
