@@ -111,11 +111,12 @@ def assign_rows(part: pd.DataFrame, model: ClusterModel, offset: int, image_root
 
 
 def _infer_numbers(part: pd.DataFrame) -> pd.DataFrame:
-    """Columns read as strings become numbers where every present value parses, as pandas infers."""
+    """Columns read as strings (object or pandas' string dtype) become numbers where every present value
+    parses, as pandas infers."""
     converted = {}
     for name in part.columns:
-        if part[name].dtype == object:
-            numbers = pd.to_numeric(part[name], errors="coerce")
+        if pd.api.types.is_object_dtype(part[name]) or pd.api.types.is_string_dtype(part[name]):
+            numbers = pd.to_numeric(part[name].astype(object), errors="coerce")  # NumPy dtypes, as read_csv
             if numbers.notna().sum() == part[name].notna().sum():
                 converted[name] = numbers
     return part.assign(**converted)

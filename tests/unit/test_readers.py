@@ -131,3 +131,16 @@ def test_terminal_log_of_a_user_mistake_has_no_traceback():
     user, bug = record(InputValidationError([])), record(KeyError("bug"))
     assert _UserErrorWithoutTraceback().filter(user) and user.exc_info is None
     assert _UserErrorWithoutTraceback().filter(bug) and bug.exc_info is not None
+
+
+def test_csv_read_by_partitions_gets_the_dtypes_pandas_infers(tmp_path):
+    """`predict --blocksize` reads CSV as strings (Dask's string dtype); numbers must come back as NumPy numbers."""
+    from clusterflow.predicting import _infer_numbers, read_partitioned
+
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"spend": [1.5, None, 3.0], "visits": [1, 2, 3], "tier": ["a", "b", "7"]}).to_csv(path, index=False)
+    part = _infer_numbers(read_partitioned(str(path), "64MB").partitions[0].compute())
+    expected = pd.read_csv(path)
+    assert part["spend"].dtype == expected["spend"].dtype == np.float64
+    assert part["visits"].dtype == expected["visits"].dtype == np.int64
+    assert np.isnan(part["spend"].iloc[1]) and not pd.api.types.is_numeric_dtype(part["tier"])
