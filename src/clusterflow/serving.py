@@ -63,6 +63,8 @@ class ServedModel:
     expected: dict[str, str] = field(init=False)  # column -> role, of every column the model reads
     checks: list[tuple[ColumnCheck, list[str]]] = field(init=False)  # each check of a role, and the role's columns
     features: RecordFeaturizer = field(init=False)
+    images: tuple[str, ...] = field(init=False)  # the image columns
+    cluster_names: list[str] = field(init=False)  # the keys of each row's probabilities
 
     def __post_init__(self):
         expected = {c: r for c, r in self.model.roles_.items() if r != "ignore"}
@@ -74,11 +76,13 @@ class ServedModel:
         object.__setattr__(self, "expected", expected)
         object.__setattr__(self, "checks", list(checks.items()))
         object.__setattr__(self, "features", RecordFeaturizer(self.model.pipeline_[0]))
+        object.__setattr__(self, "images", tuple(c for c, r in expected.items() if r == "image"))
+        object.__setattr__(self, "cluster_names", [str(int(c)) for c in self.model.clusters_])
 
     @property
     def inline(self) -> bool:
         """Whether a batch is cheap enough to assign in the event loop (no DataFrame, no image files)."""
-        return self.features.fast and "image" not in self.expected.values()
+        return self.features.fast and not self.images
 
     @property
     def model_id(self) -> str:
@@ -94,7 +98,7 @@ class ServedModel:
         return {
             "run": self.run_uri, "model": self.model_id, "algorithm": model.pipeline_[-1].algorithm,
             "clusters": [int(c) for c in model.clusters_], "id_column": model.id_column_,
-            "schema": {c: r for c, r in model.roles_.items() if r != "ignore"},
+            "schema": dict(self.expected),
             "dataset": self.promotion.dataset if self.promotion else None,
             "promoted_at": self.promotion.promoted_at if self.promotion else None, "loaded_at": self.loaded_at,
         }
@@ -229,15 +233,15 @@ def check_batch(served: ServedModel, batch: list[Rows], image_root: str | None) 
             for request_problems, rows in zip(problems, failing):
                 if rows is not None:
                     request_problems.append(Problem(rule=check.error, column=column, rows=rows, hint=check.hint))
-    images = [c for c, r in served.expected.items() if r == "image"]
-    for i, rows in enumerate(batch):
-        if images and not problems[i]:
+    images = served.images
+    for i, rows in enumerate(batch if images else ()):
+        if not problems[i]:
             if image_root is None:
                 problems[i] += [Problem(rule="image columns are not accepted by this service", column=c,
                                         hint="start the service with --image-root DIR to read image files under DIR")
                                 for c in images]
             else:
-                frame, image_problems = prepare_image_columns(rows.frame(), images, image_root)
+                frame, image_problems = prepare_image_columns(rows.frame(), list(images), image_root)
                 problems[i] += image_problems
                 rows.replace(frame)
     return problems
@@ -284,7 +288,7 @@ def assign_batch(served: ServedModel, batch: list[Rows], image_root: str | None 
     """
     problems = check_batch(served, batch, image_root)
     valid = [rows for rows, found in zip(batch, problems) if not found]
-    results: list = [InputValidationError(found) for found in problems]
+    results: list = [InputValidationError(found) if found else None for found in problems]
     if not valid:
         return results
     model = served.model
@@ -294,7 +298,7 @@ def assign_batch(served: ServedModel, batch: list[Rows], image_root: str | None 
             Z = model.pipeline_[1].transform(Z)
         labels = model.labels_of(Z).tolist()
         proba = np.round(model.pipeline_[-1].predict_proba(Z), 6).tolist()
-    names = [str(int(c)) for c in model.clusters_]
+    names = served.cluster_names
     id_name = model.id_column_ or ROW_ID
     start = 0
     for i, found in enumerate(problems):
