@@ -89,7 +89,7 @@ def _nested(name: str, values: pd.Series, present: pd.Series) -> RoleDecision | 
     # Lists and structs (Parquet, JSON) arrive as JSON text (see storage.read_table).
     if pd.api.types.is_numeric_dtype(values) or present.empty:
         return None
-    sample = present.astype(str).str.strip().head(1_000)
+    sample = present.head(1_000).astype(str).str.strip()
     if sample.str.match(r"^[\[{]").mean() < MEDIA_FRACTION:
         return None
     parsed = sample.map(_parses_as_json_container).mean()

@@ -95,11 +95,18 @@ def without_tiny_clusters(labels: np.ndarray) -> np.ndarray:
     return labels
 
 
-def silhouette_excess(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int) -> tuple[float, float]:
-    """(silhouette minus the structureless reference's, the reference), tiny clusters counted as noise."""
+def silhouette_excess(X: np.ndarray, labels: np.ndarray, *, sample_size: int, seed: int,
+                      silhouette: float | None = None) -> tuple[float, float]:
+    """(silhouette minus the structureless reference's, the reference), tiny clusters counted as noise.
+
+    ``silhouette`` is ``labels``' own clustered silhouette when the caller has it (same sample
+    and seed): reused when no cluster is tiny.
+    """
     kept = without_tiny_clusters(labels)
     n_clusters = len(np.unique(kept[kept != NOISE]))
     if n_clusters < 2:
         return float("nan"), float("nan")
     reference = reference_silhouette(X, n_clusters, seed)
-    return clustered_silhouette(X, kept, sample_size=sample_size, seed=seed) - reference, reference
+    if silhouette is None or not np.array_equal(kept, labels):
+        silhouette = clustered_silhouette(X, kept, sample_size=sample_size, seed=seed)
+    return silhouette - reference, reference

@@ -83,7 +83,8 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
                 result.scores["silhouette"] if len(X_scored) == len(X_validation)
                 else clustered_silhouette(X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed))
             result.scores["silhouette_excess"], result.scores["reference_silhouette"] = silhouette_excess(
-                X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed)
+                X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed,
+                silhouette=result.scores["silhouette_pooled"])
             result.scores["stability"] = resample_stability(spec, X_train, X_scored, scored_labels)
             result.score_seconds = time.perf_counter() - started
         result.clusterer = clusterer
