@@ -22,7 +22,7 @@ import pandas as pd
 from .errors import InputValidationError, Problem
 from .inputs import GLOB_CHARACTERS, RunInputs
 from .input_schema import ID_CHECK, MIN_ROWS, TABLE_HINTS
-from .predicting import _infer_numbers, assign_rows, read_partitioned
+from .predicting import _infer_numbers, assign_rows, read_partitioned, row_offsets
 from .roles import RoleDecision, infer_roles
 from .run_folder import Manifest, RunFolder, SampleRecord, assignments_part
 from .storage import frame_to_parquet_bytes, table_format, write_whole
@@ -87,7 +87,7 @@ class TableSample:
 
     @property
     def offsets(self) -> list[int]:
-        return np.concatenate([[0], np.cumsum(self.partition_rows)[:-1]]).astype(int).tolist()
+        return row_offsets(self.partition_rows)
 
     def record(self, seed: int) -> SampleRecord:
         return SampleRecord(rows=len(self.positions), of_rows=self.total_rows, seed=seed)
@@ -220,7 +220,7 @@ def take_sample(dataset: TableDataset, scans: list[PartitionScan], sample_rows: 
                 ) -> tuple[TableSample, pd.DataFrame]:
     """The ``sample_rows`` drawn rows of smallest key (every row of a smaller table), in table order."""
     lengths = tuple(scan.rows for scan in scans)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int)
+    offsets = row_offsets(lengths)
     positions = np.concatenate([scan.positions + offset for scan, offset in zip(scans, offsets)])
     keys = np.concatenate([scan.keys for scan in scans])
     chosen = np.sort(np.argsort(keys, kind="stable")[:sample_rows])  # positions ascend with the concatenation

@@ -61,6 +61,11 @@ def read_partitioned(data_uri: str | list[str], blocksize: str | int, storage_op
     return dd.read_json(data_uri, lines=True, blocksize=blocksize, **options)
 
 
+def row_offsets(lengths) -> list[int]:
+    """The position in the whole table of each partition's first row, from the partitions' row counts."""
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(int).tolist()
+
+
 def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blocksize: str | int = "64MB",
                         storage_options: dict | None = None, image_root: str | None = None,
                         on_bad_image: str = "error") -> int:
@@ -74,7 +79,7 @@ def predict_partitioned(model: ClusterModel, data_uri: str, out_uri: str, *, blo
         raise RunExistsError(f"{out_uri} exists; partitioned predictions never overwrite: choose another --out")
     frame = _read_new_table(data_uri, blocksize, storage_options)
     lengths = frame.map_partitions(len).compute()
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    offsets = row_offsets(lengths)
     image_root = image_root or image_root_of(data_uri)
     head = prepare_new_rows(model, _infer_numbers(frame.head(1, npartitions=-1)), image_root, on_bad_image)
     meta = model.assign(head).iloc[:0]
