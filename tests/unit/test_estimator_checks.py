@@ -2,10 +2,15 @@
 
 Where an estimator cannot pass a check, the reason is written next to it: the
 column featurizers take DataFrames of one kind of column (labels, dates, locations,
-image paths, texts), while the checks feed bare numeric arrays.
+image paths, texts), while the checks feed bare numeric arrays. Such a check must still
+fail (it is reported as xfailed); one that starts to pass fails the test, so the list
+stays true.
 """
 from __future__ import annotations
 
+import unittest
+
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
@@ -66,15 +71,35 @@ def expected_failures(estimator) -> dict[str, str]:
     return {}
 
 
+def fails(check, estimator) -> bool:
+    """Whether the check raises (a check that skips itself still skips)."""
+    try:
+        check(estimator)
+    except unittest.SkipTest:
+        raise
+    except Exception:
+        return True
+    return False
+
+
 # SentenceEmbedder is not run here: each of its checks loads and runs the text model (~130 s in all).
 # It shares TfidfText's column handling, and tests/unit/test_text.py covers its behaviour.
 @parametrize_with_checks([
     ClusterModel(), Clustering(k=[2, 3], algorithms=["kmeans"]), Clusterer(n_clusters=3),
     ProjectedHDBSCAN(min_cluster_size=5, min_samples=5), TotalVarianceScaler(), SpreadScaler(), TfidfText(n_components=2),
     CategoricalEncoder(), DatetimeFeaturizer(), GeoFeaturizer(), ImageFeaturizer(),
-], expected_failed_checks=expected_failures)
+])
 def test_scikit_learn_estimator_checks(estimator, check):
+    reason = expected_failures(estimator).get(check.func.__name__)
     # One BLAS/OpenMP thread: the checks fit hundreds of tiny models, where starting threads costs more
     # than it saves (several times more once torch's own OpenMP runtime is loaded by the text tests).
     with threadpool_limits(limits=1):
-        check(estimator)
+        if reason is None:
+            check(estimator)
+            return
+        failed = fails(check, estimator)
+    # An expected failure is reported here, outside the check's frames: letting it propagate made pytest
+    # format its deep traceback (parsing scikit-learn's sources), ~0.3 s for each of 150 expected failures.
+    if failed:
+        pytest.xfail(reason)
+    pytest.fail(f"{check.func.__name__} passes although expected to fail ({reason}): take it off the list")
