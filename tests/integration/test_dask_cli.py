@@ -1,10 +1,10 @@
 """A Dask deployment started from the `dask` command line (a scheduler and two worker processes on
 127.0.0.1), used by `clusterflow run --dask-address` and `clusterflow predict --dask-address`; the
-results must equal a local run's for the same seed."""
+results must equal a local run's (on the session's LocalCluster) for the same seed. The commands talk to the
+session's Prefect server, so neither pays for a temporary one."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -21,7 +21,6 @@ from deployments.local_server import stop_process_group
 from flows.cluster import cluster
 
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +55,19 @@ def dask_deployment(tmp_path_factory):
         yield address
 
 
-def test_run_and_predict_on_a_dask_cli_deployment_equal_a_local_run(dask_deployment, tmp_path, prefect_harness):
+def test_run_and_predict_on_a_dask_cli_deployment_equal_a_local_run(dask_deployment, tmp_path, prefect_harness,
+                                                                    prefect_server, dask_address):
+    env = {**prefect_server.client_env, "HF_HUB_OFFLINE": "1"}
     data = tmp_path / "customers.csv"
     table = customers(240, seed=8).drop(columns="segment")
     table.to_csv(data, index=False)
     options = ["--k", "3", "4", "--algorithms", "kmeans,gmm", "--seed", "7"]
     remote = tmp_path / "remote"
     done = subprocess.run([str(BIN / "clusterflow"), "run", str(data), *options, "--out", str(remote),
-                           "--dask-address", dask_deployment], capture_output=True, text=True, env=ENV, timeout=600)
+                           "--dask-address", dask_deployment], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    local = cluster(data=str(data), k=[3, 4], algorithms=["kmeans", "gmm"], seed=7, out=str(tmp_path / "local"))
+    local = cluster(data=str(data), k=[3, 4], algorithms=["kmeans", "gmm"], seed=7, out=str(tmp_path / "local"),
+                    dask_address=dask_address)
 
     columns = ["model_id", "clusters", "silhouette", "calinski_harabasz", "davies_bouldin"]
     boards = [pd.read_csv(f"{run}/leaderboard.csv")[columns] for run in (remote, local)]
@@ -77,7 +79,7 @@ def test_run_and_predict_on_a_dask_cli_deployment_equal_a_local_run(dask_deploym
     scored = tmp_path / "scored"
     done = subprocess.run([str(BIN / "clusterflow"), "predict", str(remote), str(data), "--out", str(scored),
                            "--blocksize", "4KB", "--dask-address", dask_deployment],
-                          capture_output=True, text=True, env=ENV, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list(scored.glob("*.parquet"))) > 1  # scored by partitions on the workers
     expected = clusterflow.load_model(local).assign(table)
