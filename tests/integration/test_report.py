@@ -1,6 +1,7 @@
 """The report end to end: written by the cluster flow, rebuilt by the CLI, opened offline in headless Chromium."""
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -43,13 +44,22 @@ def mixed_table(n: int = 500) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def mixed_run(tmp_path_factory, dask_address):
+def mixed_cli_run(tmp_path_factory, dask_address) -> tuple[str, str]:
+    """The mixed table through the CLI's `run` (in this process): the run folder and what the command printed."""
     folder = tmp_path_factory.mktemp("mixed")
     data = folder / "mixed.csv"
     mixed_table().to_csv(data, index=False)
-    run_uri = cluster(data=str(data), out=str(folder / "run"), k=[3, 4], algorithms=["kmeans", "gmm"],
-                      text_featurizer="tfidf", dask_address=dask_address)
-    return run_uri
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["run", str(data), "--out", str(folder / "run"), "--k", "3", "4", "--algorithms", "kmeans,gmm",
+                     "--text-featurizer", "tfidf", "--dask-address", dask_address])
+    assert code == 0, printed.getvalue()
+    return str(folder / "run"), printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def mixed_run(mixed_cli_run) -> str:
+    return mixed_cli_run[0]
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +167,9 @@ def test_report_cli_refuses_an_unknown_model(mixed_run, capsys):
     assert "no model 'kmeans-k99'" in capsys.readouterr().err
 
 
-def test_cli_run_prints_the_report_path(tmp_path, dask_address, capsys):
-    data = tmp_path / "small.csv"
-    mixed_table(200).drop(columns=["note"]).to_csv(data, index=False)
-    assert main(["run", str(data), "--out", str(tmp_path / "run"), "--k", "3", "--algorithms", "kmeans",
-                 "--dask-address", dask_address]) == 0
-    assert f"Report: {tmp_path / 'run'}/report.html" in capsys.readouterr().out
+def test_cli_run_prints_the_report_path(mixed_cli_run):
+    run, printed = mixed_cli_run
+    assert f"Report: {run}/report.html" in printed
 
 
 def test_failed_insights_publish_nothing(tmp_path, dask_address, monkeypatch):

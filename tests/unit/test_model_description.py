@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import replace
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 from clusterflow import runs
 from clusterflow.algorithms import REGISTRY, Clusterer
@@ -174,7 +175,11 @@ def test_map_draws_one_mark_per_sampled_row_in_its_cluster_colour(run):
 def test_map_projection_choices_are_checked(run):
     folder, manifest, inputs, _, _ = run
     X = folder.features(manifest).full_matrix()
-    placed = cluster_map(load_model(folder.url("models/kmeans-k3")), inputs.frame, X, projection="tsne", max_rows=60)
+    # One OpenMP thread: t-SNE of 60 rows took ~20 s here instead of ~3 s once torch's own OpenMP runtime was
+    # loaded by an earlier test of the session.
+    with threadpool_limits(limits=1):
+        placed = cluster_map(load_model(folder.url("models/kmeans-k3")), inputs.frame, X, projection="tsne",
+                             max_rows=60)
     assert placed.projection == "tsne" and placed.explained_variance is None and len(placed.points) == 60
     assert placed.points[["x", "y"]].stack().between(0, 1).all()
     with pytest.raises(InputValidationError, match="unknown map projection"):
