@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -137,8 +138,11 @@ def test_a_promotion_swaps_the_model_without_failing_a_request(runs):
 
 def test_serve_model_mistakes_are_clear_errors(runs, tmp_path):
     root, _, _ = runs
-    for args, message in ((["--runs-root", str(root)], "needs a model or --dataset"),
-                          ([str(tmp_path / "no-such-run")], "no model at")):
-        done = subprocess.run([CLI, "serve-model", *args], capture_output=True, text=True, timeout=120)
+    mistakes = ((["--runs-root", str(root)], "needs a model or --dataset"),
+                ([str(tmp_path / "no-such-run")], "no model at"))
+    with ThreadPoolExecutor(max_workers=len(mistakes)) as pool:  # each is mostly the command's start-up
+        finished = list(pool.map(lambda args: subprocess.run([CLI, "serve-model", *args], capture_output=True,
+                                                             text=True, timeout=120), (a for a, _ in mistakes)))
+    for done, (_, message) in zip(finished, mistakes):
         assert done.returncode in (1, 2), done.stderr
         assert message in done.stderr and TRACEBACK not in done.stdout + done.stderr
