@@ -1,12 +1,22 @@
 """The leaderboard: one row per candidate, ranked by the run's metric.
 
-``auto`` (the default) ranks by ``silhouette_excess``: the silhouette on the validation
-rows pooled with train rows (up to the silhouette sample), clusters under 2% of the rows
-counted as noise, minus the silhouette k-means reaches with as many clusters on
-structureless data of the same spread (``reference_silhouette``), among the models whose
-clusters survive resampling (``stability`` at least 0.7) first, then the others. On the labelled benchmark (bench/quality.py) it
-picked better than validation silhouette, which favours two clusters wherever the data
-are elongated. ``silhouette`` ranks by validation silhouette alone.
+``auto`` (the default) ranks in two steps:
+
+1. Each algorithm picks its own cluster count. A mixture (gmm, gmm_diag) takes the lowest
+   ``bic`` on the scoring rows: its clusters may be elongated, which silhouette-based scores
+   hold against it. Every other algorithm takes the highest ``silhouette_excess`` (the
+   silhouette on the validation rows pooled with train rows, clusters under 2% of the rows
+   counted as noise, minus the silhouette k-means reaches with as many clusters on
+   structureless data of the same spread, ``reference_silhouette``) among its models whose
+   clusters survive resampling (``stability`` at least 0.7), else among all of them.
+2. Of these picks, the one whose labels agree most with every other model's (``agreement``:
+   mean adjusted Rand index on the scoring rows) ranks first: a grouping that models with
+   different assumptions also find is the one the data support. The other picks follow by
+   agreement, then every other model in step 1's order (stable first, by silhouette excess).
+
+On the labelled benchmark (bench/quality.py) this picked better than validation silhouette,
+which favours two clusters wherever the data are elongated, and better than the silhouette
+excess alone. ``silhouette`` ranks by validation silhouette alone.
 """
 from __future__ import annotations
 
@@ -16,23 +26,26 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .scoring import mean_agreement
 from .training import CandidateResult
 
 COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouette", "calinski_harabasz",
            "davies_bouldin", "noise_fraction", "fit_seconds", "score_seconds", "fit_rows", "cluster_sizes",
            "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_excess",
-           "stability"]
-RANKED_BY = {"auto": "silhouette_excess", "silhouette": "silhouette"}  # metric -> the column it ranks by
-STABLE = 0.7  # metric auto: models at least this stable under resampling rank before the others
+           "stability", "bic", "agreement", "algorithm_pick"]
+RANKED_BY = {"auto": "agreement", "silhouette": "silhouette"}  # metric -> the column that orders the top models
+STABLE = 0.7  # metric auto: an algorithm picks among its models at least this stable under resampling
+PICKED_BY_BIC, PICKED_BY_EXCESS = "lowest BIC", "highest silhouette excess"
 
 
 def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] = (),
                       metric: str = "auto") -> pd.DataFrame:
-    """Rank candidates by ``metric`` (see :data:`RANKED_BY`), best first; undefined scores, then failures, last.
+    """Rank candidates by ``metric`` (see the module's docstring), best first; undefined scores, then failures, last.
 
     ``modalities`` are the feature blocks the candidates were trained on, shown as
     e.g. "numeric+categorical+text".
     """
+    agreements = mean_agreement(scoring_labels(results))
     rows = []
     for r in results:
         s = r.scores
@@ -48,16 +61,31 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
             "status": "ok" if r.ok else "failed", "error": r.error or "", "note": s.get("note", ""),
             "modalities": "+".join(modalities),
             **{c: s.get(c, np.nan) for c in ("silhouette_pooled", "reference_silhouette", "silhouette_excess",
-                                            "stability")},
+                                            "stability", "bic")},
+            "agreement": agreements.get(r.spec.model_id, np.nan),
         })
     return rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
 
 
-def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metric: str = "auto") -> pd.DataFrame:
-    """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again."""
+def scoring_labels(results: list[CandidateResult]) -> dict[str, np.ndarray]:
+    """Each trained candidate's labels of the scoring rows (the rows every candidate of a run is scored on)."""
+    return {r.spec.model_id: r.scoring_labels for r in results if r.ok and r.scoring_labels is not None}
+
+
+def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metric: str = "auto",
+                       earlier_labels: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again.
+
+    ``earlier_labels`` are the board's models' labels of the scoring rows: every model's
+    agreement is measured again with the new ones. Without them (runs published before they
+    were kept) no model has an agreement, and ``auto`` orders by step 1 alone.
+    """
     added = build_leaderboard(results, modalities=str(board["modalities"].iloc[0]).split("+"),
                               metric=metric).drop(columns="rank")
-    return rank(pd.concat([board.drop(columns="rank"), added], ignore_index=True), metric)
+    extended = pd.concat([board.drop(columns="rank"), added], ignore_index=True).reindex(columns=COLUMNS[1:])
+    agreements = mean_agreement({**earlier_labels, **scoring_labels(results)}) if earlier_labels is not None else {}
+    extended["agreement"] = extended["model_id"].map(agreements).astype(float)
+    return rank(extended, metric)
 
 
 def rank(board: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
@@ -65,11 +93,28 @@ def rank(board: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
     # A lattice of one-hot levels, or clusters a resample moves, scores a high silhouette and no segment.
     unstable = ~(board["stability"] >= STABLE) if metric == "auto" else False
     board = board.assign(_failed=board["status"] != "ok", _unstable=unstable)
-    board = board.sort_values(["_failed", "_unstable", RANKED_BY[metric], "silhouette", "model_id"],
+    within = "silhouette_excess" if metric == "auto" else "silhouette"
+    board = board.sort_values(["_failed", "_unstable", within, "silhouette", "model_id"],
                               ascending=[True, True, False, False, True], na_position="last", kind="stable")
-    board = board.drop(columns=["_failed", "_unstable"])
+    board = board.drop(columns=["_failed", "_unstable"]).assign(algorithm_pick="")
+    if metric == "auto":
+        board = _algorithm_picks_first(board)
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     return board.astype({"k_requested": "Int64", "clusters": "Int64", "fit_rows": "Int64"}).reset_index(drop=True)
+
+
+def _algorithm_picks_first(board: pd.DataFrame) -> pd.DataFrame:
+    """``board`` (in step 1's order) with each algorithm's pick marked and moved first, by agreement."""
+    candidates = board[(board["status"] == "ok") & board["silhouette_excess"].notna()]
+    picks = {}
+    for _, models in candidates.groupby("algorithm", sort=False):
+        by_bic = models["bic"].notna().any()
+        picks[models["bic"].idxmin() if by_bic else models.index[0]] = PICKED_BY_BIC if by_bic else PICKED_BY_EXCESS
+    board.loc[list(picks), "algorithm_pick"] = pd.Series(picks)
+    if not picks or board.loc[list(picks), "agreement"].isna().any():
+        return board  # no agreement measured: step 1's order
+    first = sorted(picks, key=lambda index: -board.at[index, "agreement"])
+    return board.loc[first + [index for index in board.index if index not in picks]]
 
 
 def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
@@ -81,8 +126,8 @@ def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
 
 def format_leaderboard(board: pd.DataFrame, limit: int = 20) -> str:
     """A plain-text table of the leaderboard for the terminal."""
-    shown = board[["rank", "model_id", "clusters", "silhouette_excess", "silhouette", "stability",
-                   "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]].head(limit)
+    shown = board[["rank", "model_id", "clusters", "agreement", "silhouette_excess", "silhouette", "stability",
+                   "bic", "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]].head(limit)
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
@@ -94,16 +139,30 @@ def why_top_model(board: pd.DataFrame, metric: str = "auto") -> str:
     if metric == "silhouette":
         return (f"{top['model_id']} ranks first by validation silhouette ({top['silhouette']:.3f}); its stability "
                 f"under resampling is {top['stability']:.2f}.")
-    stable = board[(board["status"] == "ok") & (board["stability"] >= STABLE)]
-    among = (f"of the {len(stable)} models whose clusters survive resampling (stability >= {STABLE}; "
-             f"its own {top['stability']:.2f})" if top["stability"] >= STABLE else
-             f"no model reached stability {STABLE}, so among all (its stability {top['stability']:.2f})")
-    why = (f"{top['model_id']} ranks first: {among}, its silhouette on the pooled rows ({top['silhouette_pooled']:.3f}) "
-           f"rises the most, by {top['silhouette_excess']:.3f}, above what {int(top['clusters'])} clusters score "
-           f"on structureless data of the same spread ({top['reference_silhouette']:.3f}).")
+    why = f"{top['model_id']} ranks first: {_how_picked(top)}"
+    picks = board[board["algorithm_pick"] != ""]
+    if len(picks) > 1 and picks["agreement"].notna().all():
+        runner_up = picks.iloc[1]
+        why += (f" Of the {len(picks)} algorithms' picks ({', '.join(picks['model_id'])}), its clusters agree the most "
+                f"with every other model's (mean adjusted Rand index {top['agreement']:.3f}; next "
+                f"{runner_up['model_id']} {runner_up['agreement']:.3f}).")
+    why += (f" Its silhouette on the pooled rows ({top['silhouette_pooled']:.3f}) is {top['silhouette_excess']:.3f} "
+            f"above what {int(top['clusters'])} clusters score on structureless data of the same spread "
+            f"({top['reference_silhouette']:.3f}); its stability under resampling is {top['stability']:.2f}.")
     if by_silhouette["model_id"] != top["model_id"]:
         why += (f" By validation silhouette alone {by_silhouette['model_id']} would rank first "
                 f"({by_silhouette['silhouette']:.3f} vs {top['silhouette']:.3f}): silhouette favours few clusters "
-                "on elongated data and lattices of one-hot levels, which the reference and the stability "
-                "rule discount.")
+                "on elongated data and lattices of one-hot levels, which the structureless reference, the "
+                "stability rule and the agreement discount.")
     return why
+
+
+def _how_picked(model: pd.Series) -> str:
+    if model["algorithm_pick"] == PICKED_BY_BIC:
+        return f"of the {model['algorithm']} models it has the lowest BIC ({model['bic']:.1f})."
+    if model["algorithm_pick"] == PICKED_BY_EXCESS:
+        among = (f"of the {model['algorithm']} models stable under resampling (stability >= {STABLE})"
+                 if model["stability"] >= STABLE else f"no {model['algorithm']} model reached stability {STABLE}; "
+                                                      "of them all")
+        return f"{among}, its silhouette rises the most above the structureless reference."
+    return "it is the first model that trained."

@@ -19,11 +19,11 @@ from .parameters import check_k_values
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
 from .large_tables import check_single_table_run
-from .leaderboard import RANKED_BY, extend_leaderboard, top_model_id, why_top_model
+from .leaderboard import RANKED_BY, extend_leaderboard, scoring_labels, top_model_id, why_top_model
 from .model import ROW_ID, ClusterModel, load_published_model
 from .model_description import blueprint_file
-from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, FeatureCache, Manifest, RerunRecord, RunFolder,
-                         RunLock, model_file)
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, SCORING_LABELS, FeatureCache, Manifest,
+                         RerunRecord, RunFolder, RunLock, model_file)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec
 
@@ -39,6 +39,7 @@ class CachedRun:
     featurizer: object
     reducer: object
     row_ids: pd.DataFrame
+    scoring_labels: dict | None  # the models' labels of the scoring rows (None: published before they were kept)
 
 
 def load_cached_run(run_uri: str, storage_options: dict | None = None) -> CachedRun:
@@ -49,7 +50,7 @@ def load_cached_run(run_uri: str, storage_options: dict | None = None) -> Cached
     any_model = load_published_model(folder, manifest, manifest.top_model)
     row_ids = folder.assignments(manifest, columns=[manifest.id_column or ROW_ID])
     return CachedRun(run_uri, manifest, folder.leaderboard(manifest), folder.features(manifest),
-                     any_model.featurizer, any_model.reducer, row_ids)
+                     any_model.featurizer, any_model.reducer, row_ids, folder.scoring_labels(manifest))
 
 
 def rerun_specs(cached: CachedRun, k_values: list[int], model_id: str | None = None) -> list[CandidateSpec]:
@@ -95,9 +96,12 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     files.update({model_file(model_id, BLUEPRINT_FILE): blueprint_file(model, model_id, reasons, train_rows)
                   for model_id, model in trained.items()})
     metric = manifest.parameters.get("metric", "silhouette")  # runs published before the metric existed
-    board = extend_leaderboard(cached.leaderboard, results, metric)
+    board = extend_leaderboard(cached.leaderboard, results, metric, cached.scoring_labels)
     top = top_model_id(board, metric)
     files[LEADERBOARD] = board.to_csv(index=False)
+    if cached.scoring_labels is not None:
+        labels = {**cached.scoring_labels, **scoring_labels(results)}
+        files[SCORING_LABELS] = frame_to_parquet_bytes(pd.DataFrame(labels))
     if top != manifest.top_model:
         files[ASSIGNMENTS] = frame_to_parquet_bytes(trained[top].assignments(cached.row_ids,
                                                                              cached.features.full_matrix()))

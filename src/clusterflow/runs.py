@@ -29,13 +29,14 @@ from .inputs import SAMPLE_ROWS, RunInputs, check_input, load_input, preload_inp
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
 from .large_tables import sample_note
-from .leaderboard import RANKED_BY, build_leaderboard, top_model_id, why_top_model
+from .leaderboard import RANKED_BY, build_leaderboard, scoring_labels, top_model_id, why_top_model
 from .model import ClusterModel
 from .model_description import blueprint_file, blueprint_tree, markdown_tree
 from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
-from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, FEATURES_SAMPLE, LEADERBOARD, FeatureCache, FeaturesRecord,
-                         InputRecord, Manifest, PartitionRecord, RunFolder, RunLock, model_file, npy_bytes)
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, FEATURES_SAMPLE, LEADERBOARD, SCORING_LABELS, FeatureCache,
+                         FeaturesRecord, InputRecord, Manifest, PartitionRecord, RunFolder, RunLock, model_file,
+                         npy_bytes)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 
@@ -191,6 +192,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
                                                                     len(prepared.partition.train))
     features = feature_cache(prepared)
     files[LEADERBOARD] = board.to_csv(index=False)
+    files[SCORING_LABELS] = frame_to_parquet_bytes(pd.DataFrame(scoring_labels(results)))
     if inputs.sample is None:
         files[ASSIGNMENTS] = frame_to_parquet_bytes(models[top].assignments(inputs.frame, features.full_matrix()))
     else:  # every row is assigned on the cluster (large_tables.assign_every_row); the sample's rows are kept

@@ -58,6 +58,24 @@ def agreement(reference: np.ndarray, other: np.ndarray) -> float:
     return float(adjusted_rand_score(reference, other))
 
 
+def mixture_bic(clusterer, X: np.ndarray) -> float:
+    """The Bayesian information criterion of a fitted mixture on ``X`` (lower is better); NaN for other models."""
+    estimator = getattr(clusterer, "estimator_", None)
+    return float(estimator.bic(X)) if hasattr(estimator, "bic") else float("nan")
+
+
+def mean_agreement(labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """Each labeling's mean adjusted Rand index with every other one of the same rows (NaN when alone).
+
+    The board's consensus: a clustering that many different models also find is less likely
+    an artefact of one algorithm's assumptions.
+    """
+    names = list(labels)
+    pairs = {(a, b): agreement(labels[a], labels[b]) for i, a in enumerate(names) for b in names[i + 1:]}
+    return {name: float(np.mean([v for pair, v in pairs.items() if name in pair])) if len(names) > 1
+            else float("nan") for name in names}
+
+
 def reference_silhouette(X: np.ndarray, n_clusters: int, seed: int) -> float:
     """The silhouette k-means reaches with ``n_clusters`` on structureless data of ``X``'s spread.
 

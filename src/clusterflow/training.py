@@ -3,7 +3,9 @@
 :func:`fit_and_score` is what runs on a Dask worker; it never raises for a failed
 fit, it returns the error so the leaderboard can show it. Besides the validation
 scores it measures the silhouette on more rows than a small validation partition
-holds, and the stability of the clustering under refits on resamples.
+holds, the stability of the clustering under refits on resamples and, for mixtures, the BIC;
+it keeps the labels of the scoring rows, from which the leaderboard measures how far the
+candidates agree.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from dask.base import is_dask_collection
 from threadpoolctl import threadpool_limits
 
 from .algorithms import REGISTRY, Algorithm, Clusterer
-from .scoring import agreement, clustered_silhouette, score_labels, silhouette_excess
+from .scoring import agreement, clustered_silhouette, mixture_bic, score_labels, silhouette_excess
 
 STABILITY_RESAMPLES = 2
 STABILITY_FRACTION = 0.8  # of the train rows in each resample
@@ -46,6 +48,7 @@ class CandidateResult:
     fit_seconds: float = float("nan")
     score_seconds: float = float("nan")
     error: str | None = None
+    scoring_labels: np.ndarray | None = None  # of the scoring rows, which every candidate of a run shares
 
     @property
     def ok(self) -> bool:
@@ -86,6 +89,8 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
                 X_scored, scored_labels, sample_size=silhouette_sample, seed=spec.seed,
                 silhouette=result.scores["silhouette_pooled"])
             result.scores["stability"] = resample_stability(spec, X_train, X_scored, scored_labels)
+            result.scores["bic"] = mixture_bic(clusterer, X_scored)
+            result.scoring_labels = scored_labels.astype(np.int32)
             result.score_seconds = time.perf_counter() - started
         result.clusterer = clusterer
         if clusterer.fit_rows_ < (train_rows or X_train.shape[0]):

@@ -8,8 +8,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from clusterflow import Clustering
-from clusterflow.leaderboard import build_leaderboard, top_model_id
-from clusterflow.scoring import reference_silhouette, without_tiny_clusters
+from clusterflow.leaderboard import build_leaderboard, extend_leaderboard, scoring_labels, top_model_id
+from clusterflow.scoring import mean_agreement, reference_silhouette, without_tiny_clusters
 from clusterflow.training import CandidateSpec, fit_and_score
 
 
@@ -24,7 +24,44 @@ def test_three_separated_blobs_choose_three_clusters(blob_results):
     board = build_leaderboard(blob_results)
     assert board.iloc[0]["clusters"] == 3
     assert top_model_id(board) == board.iloc[0]["model_id"]
-    stable = board[board["stability"] >= 0.7]
+
+
+def test_each_algorithm_picks_its_k_and_the_most_agreed_pick_ranks_first(blob_results):
+    board = build_leaderboard(blob_results)
+    picks = board[board["algorithm_pick"] != ""]
+    gmm, kmeans = (board[board["algorithm"] == name] for name in ("gmm", "kmeans"))
+    assert picks["model_id"].tolist()[:2] == board["model_id"].tolist()[:2]  # the picks rank first
+    assert picks.set_index("algorithm").loc["gmm", "model_id"] == gmm.loc[gmm["bic"].idxmin(), "model_id"]
+    stable_kmeans = kmeans[kmeans["stability"] >= 0.7]
+    assert (picks.set_index("algorithm").loc["kmeans", "model_id"]
+            == stable_kmeans.loc[stable_kmeans["silhouette_excess"].idxmax(), "model_id"])
+    assert picks["agreement"].is_monotonic_decreasing
+    rest = board.iloc[len(picks):]
+    stable_rest = rest[rest["stability"] >= 0.7]
+    assert stable_rest["silhouette_excess"].is_monotonic_decreasing and stable_rest.index.max() < len(picks) + len(
+        stable_rest)
+    assert kmeans["bic"].isna().all() and gmm["bic"].notna().all()
+
+
+def test_agreement_is_the_mean_adjusted_rand_index_with_the_other_models():
+    same, relabelled = np.array([0, 0, 1, 1, 2, 2]), np.array([5, 5, 3, 3, 4, 4])
+    unrelated = np.array([0, 1, 0, 1, 0, 1])
+    agreements = mean_agreement({"a": same, "b": relabelled, "c": unrelated})
+    assert agreements["a"] == pytest.approx((1.0 + adjusted_rand_score(same, unrelated)) / 2)
+    assert agreements["c"] < agreements["a"] == agreements["b"]
+    assert np.isnan(mean_agreement({"alone": same})["alone"])
+
+
+def test_a_rerun_measures_every_models_agreement_again(blob_results):
+    first, added = blob_results[:3] + blob_results[5:8], blob_results[3:5] + blob_results[8:]
+    board = build_leaderboard(first)
+    extended = extend_leaderboard(board, added, earlier_labels=scoring_labels(first))
+    assert extended.sort_values("model_id").reset_index(drop=True).equals(
+        build_leaderboard(blob_results).sort_values("model_id").reset_index(drop=True))
+    # A run published before the labels were kept: no agreement, so step 1's order (stable, by excess).
+    without = extend_leaderboard(board, added)
+    assert without["agreement"].isna().all()
+    stable = without[without["stability"] >= 0.7]
     assert stable["silhouette_excess"].is_monotonic_decreasing and stable.index.max() < len(stable)
 
 
@@ -76,3 +113,4 @@ def test_why_the_top_model_names_its_numbers(blob_results):
     top = board.iloc[0]
     assert why.startswith(f"{top['model_id']} ranks first")
     assert f"{top['silhouette_excess']:.3f}" in why and f"{top['stability']:.2f}" in why
+    assert f"{top['agreement']:.3f}" in why
