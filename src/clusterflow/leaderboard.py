@@ -160,9 +160,7 @@ def why_top_model(board: pd.DataFrame, metric: str = "auto") -> str:
 def _how_picked(model: pd.Series) -> str:
     if model["algorithm_pick"] == PICKED_BY_BIC:
         return f"of the {model['algorithm']} models it has the lowest BIC ({model['bic']:.1f})."
-    if model["algorithm_pick"] == PICKED_BY_EXCESS:
-        among = (f"of the {model['algorithm']} models stable under resampling (stability >= {STABLE})"
-                 if model["stability"] >= STABLE else f"no {model['algorithm']} model reached stability {STABLE}; "
-                                                      "of them all")
-        return f"{among}, its silhouette rises the most above the structureless reference."
-    return "it is the first model that trained."
+    scope = f"the {model['algorithm']} models" if model["algorithm_pick"] == PICKED_BY_EXCESS else "all models"
+    among = (f"of {scope} stable under resampling (stability >= {STABLE})" if model["stability"] >= STABLE
+             else f"none of {scope} reached stability {STABLE}; of them all")
+    return f"{among}, its silhouette rises the most above the structureless reference."
