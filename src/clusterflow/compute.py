@@ -133,7 +133,9 @@ class SharedMatrices:
 
     A train matrix larger than the broadcast budget is instead spread over the workers
     in row chunks (``spread_train``) for the algorithms that can fit it there (dask-ml's
-    k-means); the others get a seeded sample of it that fits the budget (``train``).
+    k-means); the others get a seeded sample of it that fits the budget (``train``), whose
+    positions in the spread matrix are ``train_sample``: every candidate tops its scoring
+    rows up from those rows, so all are scored, and compared, on the same rows.
     """
 
     train: Future
@@ -141,12 +143,13 @@ class SharedMatrices:
     threads: int
     train_rows: int
     spread_train: da.Array | None = None
+    train_sample: np.ndarray | None = None
 
     @classmethod
     def scatter(cls, client: Client, train: np.ndarray, validation: np.ndarray, *,
                 max_broadcast_bytes: int | None = None, seed: int = 0) -> "SharedMatrices":
         budget = max_broadcast_bytes or broadcast_budget(client)
-        spread = None
+        spread = sample = None
         if train.nbytes > budget:
             rows = max(100, budget // max(train[0].nbytes, 1))
             spread = client.persist(da.from_array(train, chunks=(rows, -1)))
@@ -155,7 +158,7 @@ class SharedMatrices:
             train = train_whole[sample]
         train_f, validation_f = client.scatter([train, validation], broadcast=True, hash=False)
         return cls(train_f, validation_f, threads_per_fit(client), len(train) if spread is None else len(train_whole),
-                   spread)
+                   spread, sample)
 
 
 def fit_and_score_shared(spec: CandidateSpec, shared: SharedMatrices, silhouette_sample: int) -> CandidateResult:
@@ -166,7 +169,7 @@ def fit_and_score_shared(spec: CandidateSpec, shared: SharedMatrices, silhouette
     """
     if shared.spread_train is not None and REGISTRY[spec.algorithm].build_distributed is not None:
         return fit_and_score(spec, shared.spread_train, shared.validation.result(),
-                             silhouette_sample=silhouette_sample)
+                             silhouette_sample=silhouette_sample, scoring_pool=shared.train_sample)
     return shared.train.client.submit(
         fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
         threads=shared.threads, train_rows=shared.train_rows, pure=False,

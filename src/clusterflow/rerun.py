@@ -102,9 +102,10 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     if cached.scoring_labels is not None:
         labels = {**cached.scoring_labels, **scoring_labels(results)}
         files[SCORING_LABELS] = frame_to_parquet_bytes(pd.DataFrame(labels))
-    if top != manifest.top_model:
-        files[ASSIGNMENTS] = frame_to_parquet_bytes(trained[top].assignments(cached.row_ids,
-                                                                             cached.features.full_matrix()))
+    if top != manifest.top_model:  # a new model, or an earlier one that agrees more with the new ones
+        top_model = trained[top] if top in trained else load_published_model(folder, manifest, top)
+        files[ASSIGNMENTS] = frame_to_parquet_bytes(top_model.assignments(cached.row_ids,
+                                                                          cached.features.full_matrix()))
     failed = {r.spec.model_id: r.error for r in results if not r.ok}
     record = RerunRecord(at=dt.datetime.now(dt.timezone.utc).isoformat(),
                          k_values=sorted({r.spec.k for r in results}),

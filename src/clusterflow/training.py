@@ -65,11 +65,14 @@ def candidate_specs(algorithms: list[Algorithm], k_values: list[int], seed: int)
 
 
 def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, silhouette_sample: int,
-                  threads: int | None = None, train_rows: int | None = None) -> CandidateResult:
+                  threads: int | None = None, train_rows: int | None = None,
+                  scoring_pool: np.ndarray | None = None) -> CandidateResult:
     """Fit one candidate and score it on the validation rows; failures come back as ``error``.
 
     ``X_train`` is a matrix, or a Dask array spread over the workers; ``train_rows`` is
-    the size of the whole train partition when ``X_train`` is a sample of it.
+    the size of the whole train partition when ``X_train`` is a sample of it;
+    ``scoring_pool``, the positions in ``X_train`` of the sample the other candidates
+    got (see :func:`scoring_rows`).
     """
     result = CandidateResult(spec)
     try:
@@ -80,7 +83,7 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
             started = time.perf_counter()
             labels = clusterer.predict(X_validation)
             result.scores = score_labels(X_validation, labels, sample_size=silhouette_sample, seed=spec.seed)
-            X_scored = scoring_rows(X_train, X_validation, silhouette_sample, spec.seed)
+            X_scored = scoring_rows(X_train, X_validation, silhouette_sample, spec.seed, scoring_pool)
             scored_labels = clusterer.predict(X_scored)
             result.scores["silhouette_pooled"] = (
                 result.scores["silhouette"] if len(X_scored) == len(X_validation)
@@ -101,17 +104,21 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
     return result
 
 
-def scoring_rows(X_train, X_validation: np.ndarray, size: int, seed: int) -> np.ndarray:
+def scoring_rows(X_train, X_validation: np.ndarray, size: int, seed: int,
+                 pool: np.ndarray | None = None) -> np.ndarray:
     """The validation rows, topped up to ``size`` rows with a seeded sample of train rows when fewer.
 
     Silhouette on a small validation partition is noise (36 rows of a 178-row table told
     k=2 from k=3 by 0.015); the clusterer's labels of train rows are as good as any.
+    ``pool`` (sorted positions in ``X_train``) limits the top-up to those rows: the same
+    rows, for the same seed, as ``X_train[pool]`` would give.
     """
-    missing = min(size - len(X_validation), X_train.shape[0])
+    candidates = X_train.shape[0] if pool is None else len(pool)
+    missing = min(size - len(X_validation), candidates)
     if missing <= 0:
         return X_validation
-    rows = np.sort(np.random.default_rng(seed).choice(X_train.shape[0], missing, replace=False))
-    return np.vstack([X_validation, _rows(X_train, rows)])
+    rows = np.sort(np.random.default_rng(seed).choice(candidates, missing, replace=False))
+    return np.vstack([X_validation, _rows(X_train, rows if pool is None else pool[rows])])
 
 
 def resample_stability(spec: CandidateSpec, X_train, X_scored: np.ndarray, labels: np.ndarray) -> float:

@@ -187,5 +187,6 @@ def test_train_matrix_over_the_broadcast_budget_is_spread_over_the_workers(custo
     train_rows = RunFolder(run_uri).manifest().partition.train_rows
     assert board.loc["kmeans-k4", "fit_rows"] == train_rows  # dask-ml k-means on the whole spread matrix
     assert board.loc["gmm-k4", "fit_rows"] < train_rows and "sample" in board.loc["gmm-k4", "note"]
+    assert board["agreement"].notna().all()  # both scored on the same rows: their labels compare
     assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").assign(pd.read_csv(data))
     assert adjusted_rand_score(segments.loc[assigned["customer_id"]], assigned["cluster"]) >= 0.9

@@ -112,7 +112,8 @@ def test_failed_republish_leaves_the_committed_run_intact(published_run, monkeyp
     specs = core.rerun_specs(cached, [4], "kmeans-k2")
     from clusterflow.training import fit_and_score
 
-    results = [fit_and_score(s, cached.features.X_train, cached.features.X_validation, silhouette_sample=1000)
+    sample = cached.manifest.parameters["silhouette_sample"]
+    results = [fit_and_score(s, cached.features.X_train, cached.features.X_validation, silhouette_sample=sample)
                for s in specs]
     write = run_folder.write_whole
 

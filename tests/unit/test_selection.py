@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from clusterflow import Clustering
 from clusterflow.leaderboard import build_leaderboard, extend_leaderboard, scoring_labels, top_model_id
 from clusterflow.scoring import mean_agreement, reference_silhouette, without_tiny_clusters
-from clusterflow.training import CandidateSpec, fit_and_score
+from clusterflow.training import CandidateSpec, fit_and_score, scoring_rows
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,14 @@ def test_each_algorithm_picks_its_k_and_the_most_agreed_pick_ranks_first(blob_re
     assert stable_rest["silhouette_excess"].is_monotonic_decreasing and stable_rest.index.max() < len(picks) + len(
         stable_rest)
     assert kmeans["bic"].isna().all() and gmm["bic"].notna().all()
+
+
+def test_scoring_rows_from_a_pool_are_those_of_the_pooled_sample():
+    X = np.arange(200.0).reshape(100, 2)
+    pool = np.sort(np.random.default_rng(5).choice(100, 40, replace=False))
+    validation = -np.ones((10, 2))
+    np.testing.assert_array_equal(scoring_rows(X, validation, 30, seed=3, pool=pool),
+                                  scoring_rows(X[pool], validation, 30, seed=3))
 
 
 def test_agreement_is_the_mean_adjusted_rand_index_with_the_other_models():
