@@ -86,7 +86,8 @@ def test_saved_run_is_a_standard_run_folder(fitted, planted, tmp_path):
     folder = RunFolder(uri)
     manifest = folder.manifest()
     assert manifest.top_model == fitted.best_model_id_ and folder.exists("report.html")
-    published = pd.read_csv(folder.url("leaderboard.csv")).fillna({"error": "", "note": "", "algorithm_pick": ""})  # CSV: '' reads as NaN
+    # CSV: '' reads as NaN
+    published = pd.read_csv(folder.url("leaderboard.csv")).fillna({"error": "", "note": "", "algorithm_pick": ""})
     pd.testing.assert_frame_equal(published.drop(columns=["fit_seconds", "score_seconds"]),
                                   fitted.leaderboard_.drop(columns=["fit_seconds", "score_seconds"]),
                                   check_dtype=False)

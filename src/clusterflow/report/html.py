@@ -21,7 +21,8 @@ SECTIONS = {"summary": "Summary", "leaderboard": "Leaderboard", "blueprint": "Bl
             "impact": "Feature Impact", "insights": "Cluster Insights", "associations": "Feature Associations",
             "embeddings": "Image Embeddings", "activation": "Activation Maps", "parameters": "Run parameters"}
 LEADERBOARD_COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "algorithm_pick", "agreement",
-                       "silhouette_excess", "stability", "bic", "silhouette", "calinski_harabasz", "davies_bouldin", "noise_fraction", "fit_seconds", "status"]
+                       "silhouette_excess", "stability", "bic", "silhouette", "calinski_harabasz", "davies_bouldin",
+                       "noise_fraction", "fit_seconds", "status"]
 
 
 @dataclass
