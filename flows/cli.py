@@ -322,13 +322,16 @@ def _print_run(run_uri: str) -> None:
 
     folder = RunFolder(run_uri)
     manifest = folder.manifest()
-    print("\nLeaderboard (validation silhouette, best first):")
+    selection = manifest.selection or {}
+    print(f"\nLeaderboard (best first, --metric {selection.get('metric', 'silhouette')}):")
     print(format_leaderboard(folder.leaderboard(manifest)))
     if manifest.sample:
         from clusterflow.large_tables import sample_note
 
         print(f"Models {sample_note(manifest.sample)}; every row assigned in {folder.url(ASSIGNMENTS_DATASET)}/")
     print(f"\nTop model: {manifest.top_model}")
+    if selection.get("why"):
+        print(f"Why: {selection['why']}")
     print(f"Run folder: {run_uri}")
     print(f"Report: {folder.url(manifest.report)}")
 

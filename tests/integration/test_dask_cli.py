@@ -72,7 +72,9 @@ def test_run_and_predict_on_a_dask_cli_deployment_equal_a_local_run(dask_deploym
     columns = ["model_id", "clusters", "silhouette", "calinski_harabasz", "davies_bouldin"]
     boards = [pd.read_csv(f"{run}/leaderboard.csv")[columns] for run in (remote, local)]
     pd.testing.assert_frame_equal(boards[0], boards[1])
-    assert RunFolder(str(remote)).manifest().top_model == RunFolder(local).manifest().top_model
+    top = RunFolder(str(remote)).manifest().top_model
+    assert top == RunFolder(local).manifest().top_model
+    assert "Leaderboard (best first, --metric auto)" in done.stdout and f"Why: {top} ranks first" in done.stdout
     pd.testing.assert_frame_equal(pd.read_parquet(remote / "assignments.parquet"),
                                   pd.read_parquet(f"{local}/assignments.parquet"))
 
