@@ -83,6 +83,8 @@ class Clustering(ClusterMixin, BaseEstimator):
     text_featurizer : {"embedding", "tfidf"}, default="embedding"
     text_model, image_model : str, optional
         Local model folders (see the CLI's ``--text-model`` and ``--image-model``).
+    text_backend : {"onnx", "onnx-int8", "torch"}, default="onnx"
+        What runs the text embedding model (see the CLI's ``--text-backend``).
     image_root : str, optional
         Folder that image paths are relative to; default: the working directory.
     on_bad_image : {"error", "missing"}, default="error"
@@ -122,7 +124,8 @@ class Clustering(ClusterMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         **_constraints_of(RunParameters, ["k", "algorithms", "seed", "mode", "metric", "validation_fraction", "weights",
-                                          "text_featurizer", "text_model", "image_model", "image_root",
+                                          "text_featurizer", "text_model", "text_backend", "image_model",
+                                          "image_root",
                                           "on_bad_image", "cache"]),
         "roles": [dict, None],
         "n_jobs": [numbers.Integral, None],
@@ -132,7 +135,7 @@ class Clustering(ClusterMixin, BaseEstimator):
     def __init__(self, k=None, algorithms=None, roles=None, seed=0, mode="comprehensive", metric="auto",
                  validation_fraction=0.2,
                  weights=None, text_featurizer="embedding", text_model=None, image_model=None, image_root=None,
-                 on_bad_image="error", cache=None, n_jobs=None, client=None):
+                 on_bad_image="error", cache=None, n_jobs=None, client=None, text_backend="onnx"):
         self.k = k
         self.algorithms = algorithms
         self.roles = roles
@@ -143,6 +146,7 @@ class Clustering(ClusterMixin, BaseEstimator):
         self.weights = weights
         self.text_featurizer = text_featurizer
         self.text_model = text_model
+        self.text_backend = text_backend
         self.image_model = image_model
         self.image_root = image_root
         self.on_bad_image = on_bad_image
@@ -157,7 +161,8 @@ class Clustering(ClusterMixin, BaseEstimator):
         params = parse_parameters(
             k=self.k, algorithms=self.algorithms, mode=self.mode, metric=self.metric, seed=self.seed,
             validation_fraction=self.validation_fraction, weights=self.weights,
-            text_featurizer=self.text_featurizer, text_model=self.text_model, cache=self.cache,
+            text_featurizer=self.text_featurizer, text_model=self.text_model, text_backend=self.text_backend,
+            cache=self.cache,
             image_root=os.path.abspath(self.image_root or os.getcwd()), on_bad_image=self.on_bad_image,
             image_model=self.image_model)
         roles = self.roles or ({column: "numeric" for column in frame.columns} if numeric else None)

@@ -74,6 +74,8 @@ def test_parameters_are_checked_before_any_work(planted):
         clusterflow.Clustering(mode="fastest").fit(table)
     with pytest.raises(InvalidParameterError, match="validation_fraction"):
         clusterflow.Clustering(validation_fraction=1.5).fit(table)
+    with pytest.raises(InvalidParameterError, match="text_backend"):
+        clusterflow.Clustering(text_backend="gpu").fit(table)
     with pytest.raises(InputValidationError, match=r"2\.\.100"):
         clusterflow.Clustering(k=[1, 3]).fit(table)
     with pytest.raises(InputValidationError, match="customer_id"):
