@@ -25,8 +25,11 @@ PARALLEL_COMMANDS = 2
 
 def clusterflow(*args: str, cwd: Path | None = None, timeout: float = 600,
                 env: dict | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([CLUSTERFLOW, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+    return no_traceback(subprocess.run([CLUSTERFLOW, *args], capture_output=True, text=True, timeout=timeout,
+                                       cwd=cwd, env={**os.environ, **(env or {})}))
+
+
+def no_traceback(done: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     assert TRACEBACK not in done.stdout + done.stderr, done.stdout + done.stderr
     return done
 
@@ -38,21 +41,15 @@ def refusal(done: subprocess.CompletedProcess) -> str:
     return done.stderr
 
 
-def refused(*args: str, **kwargs) -> str:
-    return refusal(clusterflow(*args, **kwargs))
+def refused(name: str, commands: dict) -> str:
+    """The error report of one of the module's up-front ``commands`` (see the fixture)."""
+    return refusal(no_traceback(commands[name]))
 
 
 def numbers_table(n: int = ROWS) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     return pd.DataFrame({"x": rng.normal(size=n).round(3), "y": rng.normal(size=n).round(3),
                          "kind": rng.choice(["a", "b", "c"], n)})
-
-
-@pytest.fixture
-def table_csv(tmp_path) -> Path:
-    path = tmp_path / "table.csv"
-    numbers_table().to_csv(path, index=False)
-    return path
 
 
 # Inputs that are read correctly: through `inspect` (reads the table and decides roles, no training).
@@ -198,23 +195,18 @@ def test_bad_input_is_refused_with_what_and_where(outcomes, case):
     assert not out.exists()  # refused before anything was written
 
 
-def test_roles_file_naming_a_missing_column(tmp_path, table_csv):
-    roles = tmp_path / "roles.yaml"
-    roles.write_text("nope: numeric\nx: colour\n")
-    report = refused("run", str(table_csv), "--roles", str(roles))
+def test_roles_file_naming_a_missing_column(commands):
+    report = refused("roles naming a missing column", commands)
     assert "column 'nope'" in report and "does not have" in report
     assert "unknown role 'colour'" in report
 
 
-def test_k_larger_than_the_training_rows(table_csv):
-    assert "k=40 is not smaller than the 32 training rows" in refused("run", str(table_csv), "--k", "3", "40")
+def test_k_larger_than_the_training_rows(commands):
+    assert "k=40 is not smaller than the 32 training rows" in refused("k larger than the rows", commands)
 
 
-def test_out_holding_a_published_run(tmp_path, table_csv):
-    run = tmp_path / "done"
-    run.mkdir()
-    (run / "manifest.json").write_text(json.dumps({"status": "complete"}))
-    report = refused("run", str(table_csv), "--out", str(run))
+def test_out_holding_a_published_run(commands):
+    report = refused("out holding a published run", commands)
     assert "--out" in report and "already holds a published run" in report
 
 
@@ -270,14 +262,12 @@ def outcomes(tmp_path_factory):
     return {case: (finished[case], expected) for case, (_, expected) in commands.items()}
 
 
-def test_every_mistake_of_a_run_in_one_report(table_csv):
-    report = refused("run", str(table_csv), "--k", "1", "--algorithms", "nope", "--weights", "colour=1",
-                     "--mode", "fast", "--seed", "-2")
-    assert report.startswith("error: 5 problem(s)")
+def test_every_mistake_of_a_run_in_one_report(commands):
+    assert refused("every mistake of a run", commands).startswith("error: 5 problem(s)")
 
 
-def test_a_value_of_the_wrong_type_is_a_usage_error(table_csv):
-    assert "Invalid value for '--k'" in refused("run", str(table_csv), "--k", "three")
+def test_a_value_of_the_wrong_type_is_a_usage_error(commands):
+    assert "Invalid value for '--k'" in refused("a value of the wrong type", commands)
 
 
 # The other commands.
@@ -290,48 +280,87 @@ def published_run(tmp_path_factory):
     return folder.uri
 
 
-def test_predict_mistakes(tmp_path, published_run, table_csv):
-    report = refused("predict", str(tmp_path / "no-run"), str(tmp_path / "missing.csv"), "--out",
-                     str(tmp_path / "out.parquet"), "--blocksize", "lots")
+@pytest.fixture(scope="module")
+def commands(tmp_path_factory, published_run) -> dict[str, subprocess.CompletedProcess]:
+    """The commands of the tests around it, run up front a few at a time like ``outcomes``: name -> the
+    finished command. Each test checks its own (exit code, message, no traceback)."""
+    folder = tmp_path_factory.mktemp("commands")
+    table, missing, no_run = str(folder / "table.csv"), str(folder / "missing.csv"), str(folder / "no-run")
+    numbers_table().to_csv(table, index=False)
+    roles = folder / "roles.yaml"
+    roles.write_text("nope: numeric\nx: colour\n")
+    done = folder / "done"
+    done.mkdir()
+    (done / "manifest.json").write_text(json.dumps({"status": "complete"}))
+    without_server = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    argvs = {
+        "roles naming a missing column": ["run", table, "--roles", str(roles)],
+        "k larger than the rows": ["run", table, "--k", "3", "40"],
+        "out holding a published run": ["run", table, "--out", str(done)],
+        "every mistake of a run": ["run", table, "--k", "1", "--algorithms", "nope", "--weights", "colour=1",
+                                   "--mode", "fast", "--seed", "-2"],
+        "a value of the wrong type": ["run", table, "--k", "three"],
+        "predict mistakes": ["predict", no_run, missing, "--out", str(folder / "out.parquet"), "--blocksize", "lots"],
+        "predict without --out": ["predict", published_run, table],
+        "rerun of no run": ["rerun", no_run, "--k", "1"],
+        "rerun of an unknown model": ["rerun", published_run, "--k", "5", "--model", "nope"],
+        "report mistakes": ["report", published_run, "--model", "nope", "--associations", "pearson",
+                            "--projection", "umap"],
+        "recluster mistakes": ["recluster", missing, "--tolerance", "-1", "--algorithms", "nope"],
+        "promote of no run": ["promote", no_run, "kmeans-k3"],
+        "promote of an unknown model": ["promote", published_run, "nope", "--runs-root", str(folder)],
+        "notify without a server": ["notify", "data.csv"],
+        "serve without a server": ["serve"],
+        "inspect mistakes": ["inspect", missing],
+        "help": ["--help"],
+    }
+
+    def finish(argv: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run([CLUSTERFLOW, *argv], capture_output=True, text=True, timeout=600, env=without_server)
+
+    with ThreadPoolExecutor(max_workers=PARALLEL_COMMANDS) as pool:
+        return dict(zip(argvs, pool.map(finish, argvs.values())))
+
+
+def test_predict_mistakes(commands):
+    report = refused("predict mistakes", commands)
     assert "MODEL: no model at" in report and "DATA: file not found" in report and "--blocksize" in report
-    assert "Missing option '--out'" in refused("predict", published_run, str(table_csv))
+    assert "Missing option '--out'" in refused("predict without --out", commands)
 
 
-def test_rerun_mistakes(tmp_path, published_run):
-    report = refused("rerun", str(tmp_path / "no-run"), "--k", "1")
+def test_rerun_mistakes(commands):
+    report = refused("rerun of no run", commands)
     assert "--k" in report and "RUN: no published run" in report
-    assert "no model 'nope'" in refused("rerun", published_run, "--k", "5", "--model", "nope")
+    assert "no model 'nope'" in refused("rerun of an unknown model", commands)
 
 
-def test_report_mistakes(published_run):
-    report = refused("report", published_run, "--model", "nope", "--associations", "pearson", "--projection", "umap")
+def test_report_mistakes(commands):
+    report = refused("report mistakes", commands)
     assert "--model" in report and "--associations" in report and "--projection" in report
 
 
-def test_recluster_mistakes(tmp_path):
-    report = refused("recluster", str(tmp_path / "missing.csv"), "--tolerance", "-1", "--algorithms", "nope")
+def test_recluster_mistakes(commands):
+    report = refused("recluster mistakes", commands)
     assert "--tolerance" in report and "--algorithms" in report and "file not found" in report
 
 
-def test_promote_mistakes(tmp_path, published_run):
-    assert "no published run" in refused("promote", str(tmp_path / "no-run"), "kmeans-k3")
-    assert "nope" in refused("promote", published_run, "nope", "--runs-root", str(tmp_path))
+def test_promote_mistakes(commands):
+    assert "no published run" in refused("promote of no run", commands)
+    assert "nope" in refused("promote of an unknown model", commands)
 
 
-@pytest.mark.parametrize("command", [["notify", "data.csv"], ["serve"]])
-def test_commands_needing_a_prefect_server_say_so(command):
-    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
-    done = subprocess.run([CLUSTERFLOW, *command], capture_output=True, text=True, timeout=120, env=env)
+@pytest.mark.parametrize("command", ["notify", "serve"])
+def test_commands_needing_a_prefect_server_say_so(commands, command):
+    done = no_traceback(commands[f"{command} without a server"])
     assert done.returncode == 2 and "PREFECT_API_URL" in done.stderr
-    assert TRACEBACK not in done.stdout + done.stderr
 
 
-def test_inspect_mistakes(tmp_path):
-    assert "file not found" in refused("inspect", str(tmp_path / "missing.csv"))
+def test_inspect_mistakes(commands):
+    assert "file not found" in refused("inspect mistakes", commands)
 
 
-def test_help_lists_every_command():
-    done = clusterflow("--help")
+def test_help_lists_every_command(commands):
+    done = no_traceback(commands["help"])
     assert done.returncode == 0
     for command in ("run", "inspect", "predict", "report", "describe", "rerun", "promote", "recluster", "serve",
                     "serve-model", "notify", "demo"):
