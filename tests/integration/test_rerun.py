@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -31,11 +32,17 @@ def table(tmp_path_factory):
     return str(path), frame
 
 
-@pytest.fixture
-def published_run(table, tmp_path, dask_address):
+@pytest.fixture(scope="module")
+def first_run(table, tmp_path_factory, dask_address) -> str:
     data, _ = table
-    return cluster(data=data, out=str(tmp_path / "run"), k=[2, 3], algorithms=["kmeans", "gmm", "hdbscan"],
-                   dask_address=dask_address)
+    return cluster(data=data, out=str(tmp_path_factory.mktemp("rerun") / "run"), k=[2, 3],
+                   algorithms=["kmeans", "gmm", "hdbscan"], dask_address=dask_address)
+
+
+@pytest.fixture
+def published_run(first_run, tmp_path) -> str:
+    """A copy of the module's published run, for each test to change as it likes."""
+    return str(shutil.copytree(first_run, tmp_path / "run"))
 
 
 @pytest.fixture
