@@ -123,7 +123,7 @@ class _FailsForLargeK(ClusterMixin, BaseEstimator):
         return self
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def in_process_dask():
     """A Dask cluster of worker threads, so an algorithm registered by a test is visible to it."""
     from distributed import LocalCluster
