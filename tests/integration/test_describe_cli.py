@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -21,12 +22,12 @@ def run(tmp_path_factory):
 def test_describe_command_prints_the_tree_and_refuses_an_unknown_model(run):
     folder, manifest, _, _, _ = run
     published = folder.read_json(f"models/ward-k3/{BLUEPRINT_FILE}", manifest)
-    done = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "ward-k3"], capture_output=True,
-                          text=True, timeout=120)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each command is mostly start-up: both start at once
+        done, refused = pool.map(lambda model: subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", model],
+                                                              capture_output=True, text=True, timeout=120),
+                                 ("ward-k3", "kmeans-k99"))
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == format_tree(blueprint_tree(published))
-    refused = subprocess.run([CLUSTERFLOW, "describe", folder.uri, "--model", "kmeans-k99"], capture_output=True,
-                             text=True, timeout=120)
     assert refused.returncode == 2
     assert "no model 'kmeans-k99'" in refused.stderr and "models are: " in refused.stderr
     assert "Traceback (most recent call last)" not in refused.stdout + refused.stderr

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -133,8 +134,10 @@ def test_an_id_repeated_across_files_is_reported_as_the_in_memory_path_reports_i
         part.to_csv(folder / f"customers-{number}.csv", index=False)
     broken.to_csv(tmp_path / "whole.csv", index=False)
 
-    by_partition = run_cli(folder / "*.csv", "--roles", roles, "--sample-rows", 100, *TRAIN)
-    in_memory = run_cli(tmp_path / "whole.csv", "--roles", roles, *TRAIN)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # both are refused while loading: mostly start-up
+        by_partition, in_memory = pool.map(lambda args: run_cli(*args), (
+            (folder / "*.csv", "--roles", roles, "--sample-rows", 100, *TRAIN),
+            (tmp_path / "whole.csv", "--roles", roles, *TRAIN)))
     problem = f"column 'customer_id': id values repeat (rows 7, {ROWS - 10})"
     for done in (by_partition, in_memory):
         assert done.returncode == 2 and "Traceback (most recent call last)" not in done.stdout + done.stderr
@@ -147,8 +150,11 @@ def test_predict_on_a_parquet_folder_and_a_csv_glob_equals_predict_on_the_whole_
     for number, part in enumerate(split(table)):
         part.to_csv(tmp_path / f"new-{number}.csv", index=False)
     expected = clusterflow.load_model(parquet_run["run"]).predict(table)
-    for data, out in ((dataset, tmp_path / "from-folder"), (tmp_path / "new-*.csv", tmp_path / "from-glob")):
-        done = run_cli(parquet_run["run"], data, "--out", out, command="predict")
+    inputs = ((dataset, tmp_path / "from-folder"), (tmp_path / "new-*.csv", tmp_path / "from-glob"))
+    with ThreadPoolExecutor(max_workers=len(inputs)) as pool:  # the two commands start side by side
+        finished = list(pool.map(lambda data_out: run_cli(parquet_run["run"], data_out[0], "--out", data_out[1],
+                                                          command="predict"), inputs))
+    for done, (_, out) in zip(finished, inputs):
         assert succeeded(done), done.stderr[-3000:]
         scored = pd.read_parquet(out)
         assert scored["customer_id"].tolist() == table["customer_id"].tolist()
