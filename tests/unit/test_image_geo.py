@@ -40,6 +40,17 @@ def test_roles_are_inferred_from_extensions_names_and_ranges(sample):
     assert roles["height_lat"] == "numeric"  # named like a latitude, but its values are not in range
 
 
+@pytest.mark.parametrize("name, role", [("lat", "latitude"), ("PICKUP_LAT", "latitude"), ("pickupLat", "latitude"),
+                                        ("Longitude", "longitude"), ("dropoff_lng", "longitude"),
+                                        ("pickupLon", "longitude"), ("Miles_per_Gallon", None), ("flat", None),
+                                        ("Chocolat", None), ("oblong", None)])
+def test_coordinate_names_are_words_or_camel_case_endings(name, role):
+    from clusterflow.modalities.geo import COORDINATE_RANGES
+
+    matched = [r for r, (pattern, _) in COORDINATE_RANGES.items() if pattern.search(name)]
+    assert matched == ([role] if role else [])
+
+
 def test_an_unpaired_latitude_is_a_plain_number():
     table = pd.DataFrame({"lat": np.linspace(-50, 50, 30), "size": np.arange(30) % 7})
     decisions = {d.column: d for d in infer_roles(table)}

@@ -134,8 +134,9 @@ class GeoFeaturizer(TransformerMixin, BaseEstimator):
         return np.where(np.repeat(located, 3, axis=1), xyz, np.nan)
 
 
-LATITUDE_NAME = re.compile(r"(^|[_\W])(lat|latitude)$|[a-z](Lat|Latitude)$", re.IGNORECASE)
-LONGITUDE_NAME = re.compile(r"(^|[_\W])(lon|lng|long|longitude)$|[a-z](Lon|Lng|Long|Longitude)$", re.IGNORECASE)
+# A whole word in any case (lat, PICKUP_LON), or a camel-case ending (pickupLat): "Miles_per_Gallon" is no longitude.
+LATITUDE_NAME = re.compile(r"(?i:(^|[_\W])(lat|latitude)$)|[a-z](Lat|Latitude)$")
+LONGITUDE_NAME = re.compile(r"(?i:(^|[_\W])(lon|lng|long|longitude)$)|[a-z](Lon|Lng|Long|Longitude)$")
 COORDINATE_RANGES = {"latitude": (LATITUDE_NAME, 90.0), "longitude": (LONGITUDE_NAME, 180.0)}
 
 
