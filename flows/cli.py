@@ -326,7 +326,7 @@ def _print_run(run_uri: str) -> None:
     print(f"\nLeaderboard (best first, --metric {selection.get('metric', 'silhouette')}):")
     print(format_leaderboard(folder.leaderboard(manifest)))
     if manifest.sample:
-        from clusterflow.large_tables import sample_note
+        from clusterflow.run_folder import sample_note
 
         print(f"Models {sample_note(manifest.sample)}; every row assigned in {folder.url(ASSIGNMENTS_DATASET)}/")
     print(f"\nTop model: {manifest.top_model}")

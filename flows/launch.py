@@ -113,9 +113,7 @@ def check_predict(model: str | None, data: str, *, out: str, dataset: str | None
 
 def check_rerun(run: str, k: list[int], model: str | None) -> None:
     """Check a `rerun`: the k values and that the run is published (the flow checks the rest against it)."""
-    from clusterflow.run_folder import RunFolder
-
-    from clusterflow.large_tables import check_single_table_run
+    from clusterflow.run_folder import RunFolder, check_single_table_run
 
     problems = k_problems(k)
     manifest = _collect(problems, RunFolder(run).manifest, where="RUN")

@@ -24,7 +24,7 @@ from .inputs import GLOB_CHARACTERS, RunInputs
 from .input_schema import ID_CHECK, MIN_ROWS, TABLE_HINTS
 from .predicting import _infer_numbers, assign_rows, read_partitioned, row_offsets
 from .roles import RoleDecision, infer_roles
-from .run_folder import Manifest, RunFolder, SampleRecord, assignments_part
+from .run_folder import PARTITIONED_RUN_HINTS, Manifest, RunFolder, SampleRecord, assignments_part
 from .storage import frame_to_parquet_bytes, table_format, write_whole
 
 DATASET_FORMATS = ("parquet", "csv")
@@ -347,29 +347,6 @@ def _assign_and_write(part: pd.DataFrame, model, offset: int, uri: str, storage_
     return hashlib.sha256(data).hexdigest(), len(data), len(assignments)
 
 
-def sample_note(record: SampleRecord) -> str:
-    """What the leaderboard and the summary say about a sampled run."""
-    return f"trained on a sample of {record.rows:,} of {record.of_rows:,} rows (seed {record.seed})"
-
-
-def check_single_table_run(manifest: Manifest, command: str) -> None:
-    """Refuse ``command`` (rerun) on a run of a partitioned table: it needs the run's whole input in memory
-    and one ``assignments.parquet``, which such a run does not have."""
-    if manifest.sample is None:
-        return
-    raise InputValidationError([Problem(
-        rule=f"run {manifest.run_id} clustered the partitioned table {manifest.input.uri}: it "
-             f"{sample_note(manifest.sample)} and wrote its assignments as assignments/ parts; "
-             f"`clusterflow {command}` works on runs of one table file only",
-        where="RUN", hint=PARTITIONED_RUN_HINTS[command])])
-
-
-PARTITIONED_RUN_HINTS = {
-    "rerun": "run `clusterflow run DATA --k ...` on the table again with the new cluster counts (its sample and "
-             "seed give the same features)",
-    "recluster": "run `clusterflow run DATA` on the Parquet dataset folder or glob, then "
-                 "`clusterflow promote RUN MODEL_ID`",
-}
 
 
 def read_run_sample(manifest: Manifest, storage_options: dict | None = None) -> pd.DataFrame:

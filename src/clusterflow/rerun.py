@@ -18,12 +18,11 @@ from .parameters import check_k_values
 
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
-from .large_tables import check_single_table_run
 from .leaderboard import RANKED_BY, extend_leaderboard, scoring_labels, top_model_id, why_top_model
 from .model import ROW_ID, ClusterModel, load_published_model
 from .model_description import blueprint_file
 from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, SCORING_LABELS, FeatureCache, Manifest,
-                         RerunRecord, RunFolder, RunLock, model_file)
+                         RerunRecord, RunFolder, RunLock, check_single_table_run, model_file)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec
 

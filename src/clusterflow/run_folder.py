@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConcurrentChangeError, IntegrityError, RunExistsError, RunLockedError, RunNotFoundError
+from .errors import (ConcurrentChangeError, InputValidationError, IntegrityError, Problem, RunExistsError,
+                     RunLockedError, RunNotFoundError)
 from .partition import Partition
 from .storage import create_new, delete_if_unchanged, etag_of, replace_if_unchanged, write_whole
 
@@ -249,6 +250,31 @@ def parse_manifest(raw: bytes, where: str) -> Manifest:
             raise IntegrityError(f"{where} has a signature that does not match {SIGNING_KEY_ENV}: it was changed or "
                                  "signed with another key; nothing of the run is loaded")
     return manifest
+
+
+def sample_note(record: SampleRecord) -> str:
+    """What the leaderboard and the summary say about a sampled run."""
+    return f"trained on a sample of {record.rows:,} of {record.of_rows:,} rows (seed {record.seed})"
+
+
+def check_single_table_run(manifest: Manifest, command: str) -> None:
+    """Refuse ``command`` (rerun) on a run of a partitioned table: it needs the run's whole input in memory
+    and one ``assignments.parquet``, which such a run does not have."""
+    if manifest.sample is None:
+        return
+    raise InputValidationError([Problem(
+        rule=f"run {manifest.run_id} clustered the partitioned table {manifest.input.uri}: it "
+             f"{sample_note(manifest.sample)} and wrote its assignments as assignments/ parts; "
+             f"`clusterflow {command}` works on runs of one table file only",
+        where="RUN", hint=PARTITIONED_RUN_HINTS[command])])
+
+
+PARTITIONED_RUN_HINTS = {
+    "rerun": "run `clusterflow run DATA --k ...` on the table again with the new cluster counts (its sample and "
+             "seed give the same features)",
+    "recluster": "run `clusterflow run DATA` on the Parquet dataset folder or glob, then "
+                 "`clusterflow promote RUN MODEL_ID`",
+}
 
 
 def fault_point(name: str) -> None:

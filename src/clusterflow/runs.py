@@ -28,7 +28,6 @@ from .featurize_on_workers import transform_on_workers, worth_the_workers
 from .inputs import SAMPLE_ROWS, RunInputs, check_input, load_input, preload_input  # noqa: F401  (the run's first stage)
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions
-from .large_tables import sample_note
 from .leaderboard import RANKED_BY, build_leaderboard, scoring_labels, top_model_id, why_top_model
 from .model import ClusterModel
 from .model_description import blueprint_file, blueprint_tree, markdown_tree
@@ -36,7 +35,7 @@ from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
 from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, FEATURES_SAMPLE, LEADERBOARD, SCORING_LABELS, FeatureCache,
                          FeaturesRecord, InputRecord, Manifest, PartitionRecord, RunFolder, RunLock, model_file,
-                         npy_bytes)
+                         npy_bytes, sample_note)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 
