@@ -231,7 +231,7 @@ def serve(
     PREFECT_API_URL."""
     from flows.launch import require_prefect_server
 
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
+    from clusterflow.run_folder import DEFAULT_RUNS_ROOT
 
     require_prefect_server("serve")
     from deployments.serving import serve_all
@@ -258,15 +258,15 @@ def serve_model(
                                                   "image columns are refused)"),
 ) -> None:
     """Serve a model over HTTP: POST /predict assigns clusters to JSON records."""
-    import uvicorn
-
     from clusterflow.errors import InputValidationError, Problem
-    from clusterflow.runs import DEFAULT_RUNS_ROOT
-    from clusterflow.serving import TOKEN_ENV, ModelSource, build_app
+    from clusterflow.run_folder import DEFAULT_RUNS_ROOT
 
     if (model is None) == (dataset is None):
         raise InputValidationError([Problem(rule="serve-model needs a model or --dataset NAME (not both)",
                                             hint="clusterflow serve-model RUN, or clusterflow serve-model --dataset NAME")])
+    import uvicorn
+
+    from clusterflow.serving import TOKEN_ENV, ModelSource, build_app
     source = ModelSource(model, runs_root=runs_root or DEFAULT_RUNS_ROOT, dataset=dataset, poll_seconds=poll_seconds)
     served = build_app(source, token=token or os.environ.get(TOKEN_ENV) or None, image_root=image_root)
     print(f"serving {source.current.model_uri} on http://{host}:{port} (POST /predict, GET /model, "

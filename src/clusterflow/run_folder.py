@@ -54,6 +54,7 @@ from .storage import create_new, delete_if_unchanged, etag_of, replace_if_unchan
 
 SCHEMA_VERSION = 2
 
+DEFAULT_RUNS_ROOT = "clusterflow-runs"  # where runs go without --out
 MANIFEST = "manifest.json"
 LEADERBOARD = "leaderboard.csv"
 ASSIGNMENTS = "assignments.parquet"

@@ -33,13 +33,12 @@ from .model import ClusterModel
 from .model_description import blueprint_file, blueprint_tree, markdown_tree
 from .parameters import RunParameters, check_k_values
 from .partition import Partition, default_k_values, partition_rows
-from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, FEATURES_SAMPLE, LEADERBOARD, SCORING_LABELS, FeatureCache,
-                         FeaturesRecord, InputRecord, Manifest, PartitionRecord, RunFolder, RunLock, model_file,
-                         npy_bytes, sample_note)
+from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, DEFAULT_RUNS_ROOT, FEATURES_SAMPLE, LEADERBOARD, SCORING_LABELS,
+                         FeatureCache, FeaturesRecord, InputRecord, Manifest, PartitionRecord, RunFolder, RunLock,
+                         model_file, npy_bytes, sample_note)
 from .storage import frame_to_parquet_bytes
 from .training import CandidateResult, CandidateSpec, candidate_specs, fit_and_score
 
-DEFAULT_RUNS_ROOT = "clusterflow-runs"
 CACHE_FOLDER = ".cache"
 LIBRARIES = ("clusterflow", "scikit-learn", "hdbscan", "dask", "distributed", "pandera", "pandas", "numpy", "prefect")
 
