@@ -13,7 +13,8 @@ from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 
 from clusterflow.errors import ClusterflowError
-from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
+from clusterflow.run_folder import DEFAULT_RUNS_ROOT
+from clusterflow.runs import dataset_name
 
 DATA_ARRIVED = "clusterflow.data.arrived"
 DATASET_RESOURCE = "clusterflow.dataset"

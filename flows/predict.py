@@ -5,7 +5,8 @@ from prefect import flow
 
 from clusterflow.compute import dask_client
 from clusterflow.predicting import should_partition
-from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
+from clusterflow.run_folder import DEFAULT_RUNS_ROOT
+from clusterflow.runs import dataset_name
 from tasks.observe import label_run, run_name
 from tasks.operations import promoted_model_uri
 from tasks.predict import assign_by_partition, assign_in_memory, load_published_model

@@ -6,7 +6,8 @@ from prefect import flow, tags
 from clusterflow.errors import InputValidationError, Problem
 from clusterflow.large_tables import check_single_table_input
 from clusterflow.run_folder import RunFolder
-from clusterflow.runs import DEFAULT_RUNS_ROOT, dataset_name
+from clusterflow.run_folder import DEFAULT_RUNS_ROOT
+from clusterflow.runs import dataset_name
 from flows.cluster import cluster
 from tasks.observe import label_run, run_name
 from tasks.operations import compare_with_promoted, promote, publish_recluster, publish_recluster_artifact

@@ -347,8 +347,6 @@ def _assign_and_write(part: pd.DataFrame, model, offset: int, uri: str, storage_
     return hashlib.sha256(data).hexdigest(), len(data), len(assignments)
 
 
-
-
 def read_run_sample(manifest: Manifest, storage_options: dict | None = None) -> pd.DataFrame:
     """The rows a partitioned table's run trained and scored on, drawn again in one pass from its unchanged files
     (the keys are seeded, so the same files give the same rows)."""

@@ -72,18 +72,29 @@ def scoring_labels(results: list[CandidateResult]) -> dict[str, np.ndarray]:
     return {r.spec.model_id: r.scoring_labels for r in results if r.ok and r.scoring_labels is not None}
 
 
+def merged_scoring_labels(earlier: dict[str, np.ndarray] | None,
+                          results: list[CandidateResult]) -> dict[str, np.ndarray] | None:
+    """A run's models' labels of the scoring rows with those of more candidates; None when the earlier
+    ones are unknown (runs published before they were kept) or of another row count (a cluster
+    with another broadcast budget drew other scoring rows)."""
+    if earlier is None:
+        return None
+    labels = {**earlier, **scoring_labels(results)}
+    return labels if len({len(values) for values in labels.values()}) <= 1 else None
+
+
 def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metric: str = "auto",
-                       earlier_labels: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                       labels: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again.
 
-    ``earlier_labels`` are the board's models' labels of the scoring rows: every model's
-    agreement is measured again with the new ones. Without them (runs published before they
-    were kept) no model has an agreement, and ``auto`` orders by step 1 alone.
+    ``labels`` are every model's labels of the scoring rows (:func:`merged_scoring_labels`):
+    every agreement is measured again. Without them no model has an agreement, and ``auto``
+    puts the algorithms' picks first in step 1's order.
     """
     added = build_leaderboard(results, modalities=str(board["modalities"].iloc[0]).split("+"),
                               metric=metric).drop(columns="rank")
     extended = pd.concat([board.drop(columns="rank"), added], ignore_index=True).reindex(columns=COLUMNS[1:])
-    agreements = mean_agreement({**earlier_labels, **scoring_labels(results)}) if earlier_labels is not None else {}
+    agreements = mean_agreement(labels) if labels is not None else {}
     extended["agreement"] = extended["model_id"].map(agreements).astype(float)
     return rank(extended, metric)
 
@@ -104,23 +115,25 @@ def rank(board: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
 
 
 def _algorithm_picks_first(board: pd.DataFrame) -> pd.DataFrame:
-    """``board`` (in step 1's order) with each algorithm's pick marked and moved first, by agreement."""
+    """``board`` (in step 1's order) with each algorithm's pick marked and moved first, by agreement
+    (in step 1's order where no agreement was measured)."""
     candidates = board[(board["status"] == "ok") & board["silhouette_excess"].notna()]
     picks = {}
     for _, models in candidates.groupby("algorithm", sort=False):
         by_bic = models["bic"].notna().any()
         picks[models["bic"].idxmin() if by_bic else models.index[0]] = PICKED_BY_BIC if by_bic else PICKED_BY_EXCESS
     board.loc[list(picks), "algorithm_pick"] = pd.Series(picks)
-    if not picks or board.loc[list(picks), "agreement"].isna().any():
-        return board  # no agreement measured: step 1's order
-    first = sorted(picks, key=lambda index: -board.at[index, "agreement"])
+    first = [index for index in board.index if index in picks]  # no agreement measured: in step 1's order
+    if picks and board.loc[first, "agreement"].notna().all():
+        first = sorted(first, key=lambda index: -board.at[index, "agreement"])
     return board.loc[first + [index for index in board.index if index not in picks]]
 
 
 def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
-    """The first ranked model with a defined score of ``metric``, else the first that trained."""
+    """The first ranked model with a defined score (silhouette excess, or validation silhouette for
+    ``metric="silhouette"``), else the first that trained."""
     ok = board[board["status"] == "ok"]
-    scored = ok[ok[RANKED_BY[metric]].notna()]
+    scored = ok[ok["silhouette_excess" if metric == "auto" else "silhouette"].notna()]
     return str((scored if len(scored) else ok).iloc[0]["model_id"])
 
 
@@ -146,9 +159,10 @@ def why_top_model(board: pd.DataFrame, metric: str = "auto") -> str:
         why += (f" Of the {len(picks)} algorithms' picks ({', '.join(picks['model_id'])}), its clusters agree the most "
                 f"with every other model's (mean adjusted Rand index {top['agreement']:.3f}; next "
                 f"{runner_up['model_id']} {runner_up['agreement']:.3f}).")
-    why += (f" Its silhouette on the pooled rows ({top['silhouette_pooled']:.3f}) is {top['silhouette_excess']:.3f} "
-            f"above what {int(top['clusters'])} clusters score on structureless data of the same spread "
-            f"({top['reference_silhouette']:.3f}); its stability under resampling is {top['stability']:.2f}.")
+    why += (f" Its silhouette on the pooled rows is {top['silhouette_pooled']:.3f}, against "
+            f"{top['reference_silhouette']:.3f} for as many clusters on structureless data of the same spread "
+            f"(excess {top['silhouette_excess']:+.3f}, clusters under 2% of the rows counted as noise); its "
+            f"stability under resampling is {top['stability']:.2f}.")
     if by_silhouette["model_id"] != top["model_id"]:
         why += (f" By validation silhouette alone {by_silhouette['model_id']} would rank first "
                 f"({by_silhouette['silhouette']:.3f} vs {top['silhouette']:.3f}): silhouette favours few clusters "

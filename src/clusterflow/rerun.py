@@ -18,7 +18,7 @@ from .parameters import check_k_values
 
 from .algorithms import REGISTRY
 from .errors import InputValidationError, Problem
-from .leaderboard import RANKED_BY, extend_leaderboard, scoring_labels, top_model_id, why_top_model
+from .leaderboard import RANKED_BY, extend_leaderboard, merged_scoring_labels, top_model_id, why_top_model
 from .model import ROW_ID, ClusterModel, load_published_model
 from .model_description import blueprint_file
 from .run_folder import (ASSIGNMENTS, BLUEPRINT_FILE, LEADERBOARD, SCORING_LABELS, FeatureCache, Manifest,
@@ -95,11 +95,11 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     files.update({model_file(model_id, BLUEPRINT_FILE): blueprint_file(model, model_id, reasons, train_rows)
                   for model_id, model in trained.items()})
     metric = manifest.parameters.get("metric", "silhouette")  # runs published before the metric existed
-    board = extend_leaderboard(cached.leaderboard, results, metric, cached.scoring_labels)
+    labels = merged_scoring_labels(cached.scoring_labels, results)
+    board = extend_leaderboard(cached.leaderboard, results, metric, labels)
     top = top_model_id(board, metric)
     files[LEADERBOARD] = board.to_csv(index=False)
-    if cached.scoring_labels is not None:
-        labels = {**cached.scoring_labels, **scoring_labels(results)}
+    if labels is not None:
         files[SCORING_LABELS] = frame_to_parquet_bytes(pd.DataFrame(labels))
     if top != manifest.top_model:  # a new model, or an earlier one that agrees more with the new ones
         top_model = trained[top] if top in trained else load_published_model(folder, manifest, top)

@@ -362,7 +362,8 @@ class RunFolder:
         return json.loads(self.read(name, manifest))
 
     def leaderboard(self, manifest: Manifest) -> pd.DataFrame:
-        return pd.read_csv(io.BytesIO(self.read(LEADERBOARD, manifest)))
+        board = pd.read_csv(io.BytesIO(self.read(LEADERBOARD, manifest)))
+        return board.fillna({"error": "", "note": "", "algorithm_pick": ""})  # CSV reads '' as NaN
 
     def assignments(self, manifest: Manifest, columns: list[str] | None = None) -> pd.DataFrame:
         return pd.read_parquet(io.BytesIO(self.read(ASSIGNMENTS, manifest)), columns=columns)

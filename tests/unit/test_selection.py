@@ -8,7 +8,8 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
 from clusterflow import Clustering
-from clusterflow.leaderboard import build_leaderboard, extend_leaderboard, scoring_labels, top_model_id
+from clusterflow.leaderboard import (build_leaderboard, extend_leaderboard, merged_scoring_labels, scoring_labels,
+                                     top_model_id)
 from clusterflow.scoring import mean_agreement, reference_silhouette, without_tiny_clusters
 from clusterflow.training import CandidateSpec, fit_and_score, scoring_rows
 
@@ -63,14 +64,22 @@ def test_agreement_is_the_mean_adjusted_rand_index_with_the_other_models():
 def test_a_rerun_measures_every_models_agreement_again(blob_results):
     first, added = blob_results[:3] + blob_results[5:8], blob_results[3:5] + blob_results[8:]
     board = build_leaderboard(first)
-    extended = extend_leaderboard(board, added, earlier_labels=scoring_labels(first))
+    extended = extend_leaderboard(board, added, labels=merged_scoring_labels(scoring_labels(first), added))
     assert extended.sort_values("model_id").reset_index(drop=True).equals(
         build_leaderboard(blob_results).sort_values("model_id").reset_index(drop=True))
-    # A run published before the labels were kept: no agreement, so step 1's order (stable, by excess).
-    without = extend_leaderboard(board, added)
+    # A run published before the labels were kept: no agreement, so the picks first in step 1's order.
+    without = extend_leaderboard(board, added, labels=merged_scoring_labels(None, added))
     assert without["agreement"].isna().all()
-    stable = without[without["stability"] >= 0.7]
-    assert stable["silhouette_excess"].is_monotonic_decreasing and stable.index.max() < len(stable)
+    picks = without[without["algorithm_pick"] != ""]
+    assert picks.index.tolist() == list(range(len(picks))) and len(picks) == 2
+    gmm = without[without["algorithm"] == "gmm"]
+    assert picks.set_index("algorithm").loc["gmm", "model_id"] == gmm.loc[gmm["bic"].idxmin(), "model_id"]
+    assert top_model_id(without) == picks.iloc[0]["model_id"]
+
+
+def test_scoring_labels_of_other_rows_are_not_compared(blob_results):
+    earlier = {model_id: labels[:-1] for model_id, labels in scoring_labels(blob_results[:3]).items()}
+    assert merged_scoring_labels(earlier, blob_results[3:]) is None
 
 
 def test_stability_is_high_for_the_true_clusters_and_lower_for_split_ones(blob_results):
