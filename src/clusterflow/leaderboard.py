@@ -45,7 +45,11 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
     ``modalities`` are the feature blocks the candidates were trained on, shown as
     e.g. "numeric+categorical+text".
     """
-    agreements = mean_agreement(scoring_labels(results))
+    return rank(_unranked(results, modalities, mean_agreement(scoring_labels(results))), metric)
+
+
+def _unranked(results: list[CandidateResult], modalities: Sequence[str], agreements: dict[str, float]) -> pd.DataFrame:
+    """One leaderboard row per candidate (no rank column), in the results' order."""
     rows = []
     for r in results:
         s = r.scores
@@ -64,7 +68,7 @@ def build_leaderboard(results: list[CandidateResult], modalities: Sequence[str] 
                                             "stability", "bic")},
             "agreement": agreements.get(r.spec.model_id, np.nan),
         })
-    return rank(pd.DataFrame(rows, columns=COLUMNS[1:]), metric)
+    return pd.DataFrame(rows, columns=COLUMNS[1:])
 
 
 def scoring_labels(results: list[CandidateResult]) -> dict[str, np.ndarray]:
@@ -91,10 +95,9 @@ def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metr
     every agreement is measured again. Without them no model has an agreement, and ``auto``
     puts the algorithms' picks first in step 1's order.
     """
-    added = build_leaderboard(results, modalities=str(board["modalities"].iloc[0]).split("+"),
-                              metric=metric).drop(columns="rank")
-    extended = pd.concat([board.drop(columns="rank"), added], ignore_index=True).reindex(columns=COLUMNS[1:])
     agreements = mean_agreement(labels) if labels is not None else {}
+    added = _unranked(results, str(board["modalities"].iloc[0]).split("+"), agreements)
+    extended = pd.concat([board.drop(columns="rank"), added], ignore_index=True).reindex(columns=COLUMNS[1:])
     extended["agreement"] = extended["model_id"].map(agreements).astype(float)
     return rank(extended, metric)
 

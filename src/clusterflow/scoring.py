@@ -71,9 +71,12 @@ def mean_agreement(labels: dict[str, np.ndarray]) -> dict[str, float]:
     an artefact of one algorithm's assumptions.
     """
     names = list(labels)
-    pairs = {(a, b): agreement(labels[a], labels[b]) for i, a in enumerate(names) for b in names[i + 1:]}
-    return {name: float(np.mean([v for pair, v in pairs.items() if name in pair])) if len(names) > 1
-            else float("nan") for name in names}
+    if len(names) < 2:
+        return {name: float("nan") for name in names}
+    pairwise = np.zeros((len(names), len(names)))
+    for i, j in zip(*np.triu_indices(len(names), k=1)):
+        pairwise[i, j] = pairwise[j, i] = agreement(labels[names[i]], labels[names[j]])
+    return {name: float(total) / (len(names) - 1) for name, total in zip(names, pairwise.sum(axis=1))}
 
 
 def reference_silhouette(X: np.ndarray, n_clusters: int, seed: int) -> float:
