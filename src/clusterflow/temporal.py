@@ -21,7 +21,8 @@ STRING_FORMATS = (
     "%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y",
     "%d-%m-%Y %H:%M", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y",
     "%Y/%m/%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d",
-    "%d %b %Y %H:%M", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y %H:%M",
+    "%d %b %Y %H:%M", "%d %b %Y", "%d %B %Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y %H:%M", "%b %d %Y", "%B %d %Y",
+    "%b %Y", "%B %Y",
     "%a %b %d %H:%M:%S %z %Y",  # Twitter's created_at
     "%a, %d %b %Y %H:%M:%S %z",  # RFC 2822: e-mail, RSS
 )
