@@ -270,20 +270,21 @@ def agreement(truth: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
 
 
 def run_product(table: Table, cache: Path, metric: str,
-                text_backend: str = "onnx") -> tuple[pd.DataFrame, str, dict[str, np.ndarray]]:
+                text_backend: str = "onnx", seed: int = 0) -> tuple[pd.DataFrame, str, dict[str, np.ndarray]]:
     """clusterflow in-process (no Prefect, no Dask): the leaderboard, its top model and every model's labels."""
     from clusterflow import Clustering
 
-    clustering = Clustering(metric=metric, cache=str(cache / "runs"), image_root=str(cache),
+    clustering = Clustering(metric=metric, seed=seed, cache=str(cache / "runs"), image_root=str(cache),
                             text_backend=text_backend).fit(table.frame)
     Z = clustering.best_model_.transform(table.frame)  # every model shares the featurizer and reducer
     labels = {model_id: model.labels_of(Z) for model_id, model in clustering.models_.items()}
     return clustering.leaderboard_, clustering.best_model_id_, labels
 
 
-def score_table(table: Table, cache: Path, metric: str, text_backend: str = "onnx") -> tuple[dict, pd.DataFrame]:
+def score_table(table: Table, cache: Path, metric: str, text_backend: str = "onnx",
+                seed: int = 0) -> tuple[dict, pd.DataFrame]:
     started = time.perf_counter()
-    board, top, labels = run_product(table, cache, metric, text_backend)
+    board, top, labels = run_product(table, cache, metric, text_backend, seed)
     board = board.assign(ari=np.nan, nmi=np.nan)
     for model_id, assigned in labels.items():
         board.loc[board["model_id"] == model_id, ["ari", "nmi"]] = agreement(table.labels, assigned)
@@ -319,6 +320,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-rows", type=int, default=MAX_ROWS)
     parser.add_argument("--candidates", help="also write every candidate's leaderboard row with its ARI/NMI (CSV)")
     parser.add_argument("--metric", default="auto", help="the leaderboard's ranking (auto or silhouette)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="clusterflow's seed (partition, samples, fits); the tables and the baseline keep theirs")
     parser.add_argument("--text-backend", default="onnx", help="what runs the text model (onnx, onnx-int8, torch)")
     parser.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "clusterflow-bench-cache"),
                         help="embedding cache and image folder, kept between runs")
@@ -334,7 +337,7 @@ def main(argv=None) -> int:
     for name in names:
         loader = LOADERS[name]
         table = capped(loader(cache) if name == "animal-images" else loader(), args.max_rows)
-        row, board = score_table(table, cache, args.metric, args.text_backend)
+        row, board = score_table(table, cache, args.metric, args.text_backend, args.seed)
         rows.append(row)
         boards.append(board)
         print(f"{name}: top {row['top_model']} ARI {row['top_ari']:.3f} | best {row['best_model']} "
@@ -345,7 +348,7 @@ def main(argv=None) -> int:
                    "best_ari", "best_nmi", "regret", "baseline_ari", "baseline_nmi", "baseline_k", "true_k_ari",
                    "true_k_nmi", "product_seconds"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(summary(table) + f" | metric {args.metric} | text backend {args.text_backend}")
+    print(summary(table) + f" | metric {args.metric} | text backend {args.text_backend} | seed {args.seed}")
     if args.candidates:
         pd.concat(boards, ignore_index=True).to_csv(args.candidates, index=False)
     return 0
