@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import PCA
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -15,6 +16,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from .modalities import MODALITIES
 from .modalities.base import FeaturizeOptions, TotalVarianceScaler
 from .roles import RoleDecision
+from .scoring import cluster_structure
+
+# A block's share of the variance may move this far from an equal share by its cluster structure.
+STRUCTURE_SHARE_RANGE = (0.25, 4.0)
+STRUCTURE_FLOOR = 0.01  # structure at or below this (or unmeasurable) counts as this: no block divides by zero
 
 
 def modality_columns(decisions: list[RoleDecision]) -> dict[str, list[str]]:
@@ -53,6 +59,39 @@ def make_featurizer(decisions: list[RoleDecision], user_weights: dict[str, float
         for name, cols in columns.items()
     ]
     return ColumnTransformer(blocks, remainder="drop", sparse_threshold=0.0, verbose_feature_names_out=True)
+
+
+def weigh_blocks_by_structure(featurizer: ColumnTransformer, F: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
+    """Give the fitted ``featurizer``'s blocks shares of the variance by their cluster structure.
+
+    ``F`` is the featurizer's output on the rows it was fitted on. Each block whose modality is
+    ``weighed_by_structure`` has its :func:`clusterflow.scoring.cluster_structure` measured;
+    when two or more such blocks exist, each block's total variance is multiplied by its
+    structure over their mean (within :data:`STRUCTURE_SHARE_RANGE`), so a block that holds the
+    groups (a location, a text) is not drowned by one that holds none. The blocks' scalers
+    are updated in place (their ``total_variance`` then says the weight given, and a refit of
+    a clone reproduces it). Returns ``F`` rescaled and, per measured block, its structure and share.
+    """
+    measured = {
+        name: featurizer.output_indices_[name] for name, _, _ in featurizer.transformers_
+        if name in MODALITIES and MODALITIES[name].weighed_by_structure
+        and featurizer.output_indices_[name].stop > featurizer.output_indices_[name].start
+    }
+    if len(measured) < 2:
+        return F, {}
+    structure = {name: cluster_structure(F[:, columns], seed) for name, columns in measured.items()}
+    floored = {name: max(value, STRUCTURE_FLOOR) if np.isfinite(value) else STRUCTURE_FLOOR
+               for name, value in structure.items()}
+    mean = float(np.mean(list(floored.values())))
+    weighting = {}
+    for name, columns in measured.items():
+        share = float(np.clip(floored[name] / mean, *STRUCTURE_SHARE_RANGE))
+        scaler = featurizer.named_transformers_[name][-1]
+        scaler.set_params(total_variance=scaler.total_variance * share)
+        scaler.scale_ *= np.sqrt(share)
+        F[:, columns] *= np.sqrt(share)
+        weighting[name] = {"structure": structure[name], "structure_share": share}
+    return F, weighting
 
 
 def make_reducer(n_features: int, max_components: int, seed: int):

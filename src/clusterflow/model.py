@@ -12,7 +12,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .algorithms import Clusterer
-from .blueprint import join, make_featurizer
+from .blueprint import join, make_featurizer, weigh_blocks_by_structure
 from .errors import InputValidationError, IntegrityError, Problem, RunNotFoundError
 from .roles import RoleDecision, id_column, infer_roles
 from .run_folder import LABELS_FILE, MANIFEST, MODEL_FILE, SCHEMA_FILE, Manifest, RunFolder, model_file
@@ -102,6 +102,8 @@ class ClusterModel(TransformerMixin, ClusterMixin, BaseEstimator):
         reducer = self.reducer if self.reducer == "passthrough" else clone(self.reducer)
         clusterer = Clusterer("kmeans", 8) if self.clusterer is None else clone(self.clusterer)
         Z = featurizer.fit_transform(frame)
+        if self.featurizer is None:
+            Z, _ = weigh_blocks_by_structure(featurizer, Z, seed=0)
         if reducer != "passthrough":
             Z = reducer.fit_transform(Z)
         self.pipeline_ = join(featurizer, reducer, clusterer.fit(Z))

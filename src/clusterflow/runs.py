@@ -20,7 +20,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 
 from .algorithms import algorithms_for
-from .blueprint import make_featurizer, make_reducer, modality_columns
+from .blueprint import make_featurizer, make_reducer, modality_columns, weigh_blocks_by_structure
 from .compute import SharedMatrices, fit_and_score_shared
 from .errors import AllCandidatesFailedError
 from .explain import column_reports, markdown_column_table
@@ -57,6 +57,7 @@ class PreparedData:
     featurized_width: int
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    block_structure: dict = field(default_factory=dict)  # see clusterflow.blueprint.weigh_blocks_by_structure
 
 
 def dataset_name(data_uri: str) -> str:
@@ -84,6 +85,7 @@ def prepare_features(inputs: RunInputs, params: RunParameters, client=None) -> P
     train, validation = inputs.frame.iloc[partition.train], inputs.frame.iloc[partition.validation]
     featurizer = make_featurizer(inputs.decisions, params.weights, featurize_options(params))
     F_train = featurizer.fit_transform(train)  # one pass over the train rows (images are read once)
+    F_train, block_structure = weigh_blocks_by_structure(featurizer, F_train, params.seed)
     reducer = make_reducer(F_train.shape[1], params.max_components, params.seed)
     X_train = F_train if reducer == "passthrough" else reducer.fit_transform(F_train)
     if worth_the_workers(client, inputs.roles, len(validation)):
@@ -94,7 +96,7 @@ def prepare_features(inputs: RunInputs, params: RunParameters, client=None) -> P
             X_validation = reducer.transform(X_validation)
     return PreparedData(partition, featurizer, reducer, np.ascontiguousarray(X_train), np.ascontiguousarray(X_validation),
                         k_values, candidate_specs(algorithms, k_values, params.seed), F_train.shape[1],
-                        time.perf_counter() - started)
+                        time.perf_counter() - started, block_structure=block_structure)
 
 
 def featurize_options(params: RunParameters) -> FeaturizeOptions:
@@ -124,7 +126,8 @@ def block_summary(inputs: RunInputs, prepared: PreparedData) -> dict:
         scaler = block[-1]
         summary[name] = {"columns": cols, "width": int(scaler.n_features_in_),
                          "weight": scaler.total_variance / len(cols),
-                         "total_variance": scaler.total_variance, "scale": scaler.scale_}
+                         "total_variance": scaler.total_variance, "scale": scaler.scale_,
+                         **prepared.block_structure.get(name, {})}
         if MODALITIES[name].describe_fitted:
             summary[name]["featurizer"] = MODALITIES[name].describe_fitted(block[0])
     return summary

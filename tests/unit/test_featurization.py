@@ -7,9 +7,11 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from clusterflow import Clustering
-from clusterflow.blueprint import block_weights
+from clusterflow.blueprint import STRUCTURE_SHARE_RANGE, block_weights, make_featurizer, weigh_blocks_by_structure
 from clusterflow.modalities.base import FeaturizeOptions
 from clusterflow.modalities.numeric import SpreadScaler, make_numeric_featurizer
+from clusterflow.roles import infer_roles
+from clusterflow.scoring import cluster_structure
 
 
 def test_a_feature_with_its_mass_in_a_narrow_band_is_scaled_by_its_std():
@@ -65,3 +67,41 @@ def test_a_location_that_holds_the_groups_does_not_drown_under_thirty_numeric_co
     frame["latitude"], frame["longitude"] = (centres[town] + rng.normal(scale=0.02, size=(450, 2))).T
     clustering = Clustering(k=[3], algorithms=["kmeans"]).fit(frame)
     assert adjusted_rand_score(town, clustering.labels_) > 0.9  # by columns alone (2 of 32 units): ARI 0.48
+
+
+def test_cluster_structure_is_high_for_separated_groups_and_near_zero_for_one_cloud():
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.eye(3) * 6, 200, axis=0) + rng.normal(size=(600, 3))
+    cloud = rng.normal(size=(600, 3)) * [3.0, 1.0, 0.5]  # elongated: halving it scores a high silhouette
+    assert cluster_structure(groups, seed=0) > 0.3
+    assert abs(cluster_structure(cloud, seed=0)) < 0.05
+    assert np.isnan(cluster_structure(np.ones((50, 2)), seed=0))
+
+
+def test_the_block_that_holds_the_groups_gets_the_larger_share_of_the_variance():
+    rng = np.random.default_rng(6)
+    town = rng.integers(0, 3, 600)
+    centres = np.array([[38.58, -121.49], [38.68, -121.23], [38.45, -121.40]])
+    frame = pd.DataFrame(rng.normal(size=(600, 4)), columns=["a", "b", "c", "d"])  # no groups
+    frame["latitude"], frame["longitude"] = (centres[town] + rng.normal(scale=0.02, size=(600, 2))).T
+    frame["plan"] = rng.choice(["basic", "plus", "pro"], 600)  # one-hot levels: not measured
+    featurizer = make_featurizer(infer_roles(frame))
+    F = featurizer.fit_transform(frame)
+    before = {name: featurizer.named_transformers_[name][-1].total_variance for name in ("numeric", "geo", "categorical")}
+    F, weighting = weigh_blocks_by_structure(featurizer, F, seed=0)
+    assert set(weighting) == {"numeric", "geo"}
+    assert weighting["geo"]["structure"] > 0.3 > weighting["numeric"]["structure"]
+    assert STRUCTURE_SHARE_RANGE[0] <= weighting["numeric"]["structure_share"] < 1 < weighting["geo"]["structure_share"]
+    for name in ("numeric", "geo"):
+        scaler = featurizer.named_transformers_[name][-1]
+        assert scaler.total_variance == pytest.approx(before[name] * weighting[name]["structure_share"])
+        assert F[:, featurizer.output_indices_[name]].var(axis=0).sum() == pytest.approx(scaler.total_variance)
+    assert featurizer.named_transformers_["categorical"][-1].total_variance == before["categorical"]
+    np.testing.assert_allclose(featurizer.transform(frame), F)  # new rows are weighted as the fitted ones
+
+
+def test_one_measured_block_keeps_its_weight():
+    frame = pd.DataFrame({"x": np.arange(100.0), "plan": ["a", "b"] * 50})
+    featurizer = make_featurizer(infer_roles(frame))
+    F = featurizer.fit_transform(frame)
+    assert weigh_blocks_by_structure(featurizer, F.copy(), seed=0)[1] == {}

@@ -92,6 +92,9 @@ class Modality:
     checks: dict[str, tuple[ColumnCheck, ...]] = field(default_factory=dict)  # role -> checks of its columns
     profile: Profile | None = None  # insights of one column of this modality's roles
     report_cell: ReportCell | None = None  # how the report draws a profile of this modality's kind
+    # Whether the block's share of the variance follows its measured cluster structure
+    # (clusterflow.blueprint.weigh_blocks_by_structure); False where that measure misleads.
+    weighed_by_structure: bool = True
 
 
 class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
