@@ -38,7 +38,7 @@ def validation_scores_only():
 
     saved = (training.scoring_rows, training.silhouette_excess, training.resample_stability, training.mixture_bic,
              leaderboard.mean_agreement)
-    training.scoring_rows = lambda X_train, X_validation, *args: X_validation
+    training.scoring_rows = lambda X_train, X_validation, *args: (X_validation, -1 - np.arange(len(X_validation)))
     training.silhouette_excess = lambda *args, **kwargs: (np.nan, np.nan)
     training.resample_stability = lambda *args, **kwargs: np.nan
     training.mixture_bic = lambda *args, **kwargs: np.nan

@@ -172,5 +172,5 @@ def fit_and_score_shared(spec: CandidateSpec, shared: SharedMatrices, silhouette
                              silhouette_sample=silhouette_sample, scoring_pool=shared.train_sample)
     return shared.train.client.submit(
         fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
-        threads=shared.threads, train_rows=shared.train_rows, pure=False,
+        threads=shared.threads, train_rows=shared.train_rows, train_positions=shared.train_sample, pure=False,
         key=f"fit-{spec.model_id}-{id(shared)}").result()

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .run_folder import SCORING_ROW
 from .scoring import mean_agreement
 from .training import CandidateResult
 
@@ -71,24 +72,37 @@ def _unranked(results: list[CandidateResult], modalities: Sequence[str], agreeme
     return pd.DataFrame(rows, columns=COLUMNS[1:])
 
 
-def scoring_labels(results: list[CandidateResult]) -> dict[str, np.ndarray]:
-    """Each trained candidate's labels of the scoring rows (the rows every candidate of a run is scored on)."""
-    return {r.spec.model_id: r.scoring_labels for r in results if r.ok and r.scoring_labels is not None}
+def scoring_labels(results: list[CandidateResult]) -> pd.DataFrame:
+    """Each trained candidate's labels of the scoring rows, a column per model, indexed by the rows' keys.
+
+    Every candidate of a run is scored on the same rows; a row some candidate was not scored on
+    is left out.
+    """
+    columns = [pd.Series(r.scoring_labels, index=pd.Index(r.scoring_keys, name=SCORING_ROW), name=r.spec.model_id)
+               for r in results if r.ok and r.scoring_labels is not None]
+    if not columns:
+        return pd.DataFrame(index=pd.Index([], dtype=np.int64, name=SCORING_ROW))
+    return pd.concat(columns, axis=1, join="inner")
 
 
-def merged_scoring_labels(earlier: dict[str, np.ndarray] | None,
-                          results: list[CandidateResult]) -> dict[str, np.ndarray] | None:
-    """A run's models' labels of the scoring rows with those of more candidates; None when the earlier
-    ones are unknown (runs published before they were kept) or of another row count (a cluster
-    with another broadcast budget drew other scoring rows)."""
+def merged_scoring_labels(earlier: pd.DataFrame | None, results: list[CandidateResult]) -> pd.DataFrame | None:
+    """A run's models' labels of the scoring rows joined with more candidates', on the rows both have.
+
+    A cluster with another memory budget draws other train rows to score on; the validation
+    rows are always shared. None when the earlier labels are unknown (runs published before
+    they were kept with their rows' keys) or no row is shared.
+    """
     if earlier is None:
         return None
-    labels = {**earlier, **scoring_labels(results)}
-    return labels if len({len(values) for values in labels.values()}) <= 1 else None
+    added = scoring_labels(results)
+    if added.columns.empty:
+        return earlier
+    merged = earlier.drop(columns=added.columns, errors="ignore").join(added, how="inner")
+    return merged if len(merged) else None
 
 
 def extend_leaderboard(board: pd.DataFrame, results: list[CandidateResult], metric: str = "auto",
-                       labels: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+                       labels: pd.DataFrame | None = None) -> pd.DataFrame:
     """``board`` with rows for more candidates (a rerun's, on the same features), all ranked again.
 
     ``labels`` are every model's labels of the scoring rows (:func:`merged_scoring_labels`):

@@ -38,7 +38,7 @@ class CachedRun:
     featurizer: object
     reducer: object
     row_ids: pd.DataFrame
-    scoring_labels: dict | None  # the models' labels of the scoring rows (None: published before they were kept)
+    scoring_labels: pd.DataFrame | None  # the models' labels of the scoring rows, by row key (None: not kept)
 
 
 def load_cached_run(run_uri: str, storage_options: dict | None = None) -> CachedRun:
@@ -100,7 +100,7 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     top = top_model_id(board, metric)
     files[LEADERBOARD] = board.to_csv(index=False)
     if labels is not None:
-        files[SCORING_LABELS] = frame_to_parquet_bytes(pd.DataFrame(labels))
+        files[SCORING_LABELS] = frame_to_parquet_bytes(labels.reset_index())
     if top != manifest.top_model:  # a new model, or an earlier one that agrees more with the new ones
         top_model = trained[top] if top in trained else load_published_model(folder, manifest, top)
         files[ASSIGNMENTS] = frame_to_parquet_bytes(top_model.assignments(cached.row_ids,

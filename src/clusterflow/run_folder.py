@@ -66,6 +66,7 @@ FEATURES_VALIDATION = "features/validation.npy"
 FEATURES_PARTITION = "features/partition.npz"
 FEATURES_SAMPLE = "features/sample.npy"
 SCORING_LABELS = "features/scoring_labels.parquet"  # every model's labels of the scoring rows, a column each
+SCORING_ROW = "scoring_row"  # its column of the rows' keys (clusterflow.training.scoring_rows)
 ASSIGNMENTS_DATASET = "assignments"
 MODEL_FILE, SCHEMA_FILE, LABELS_FILE = "model.joblib", "schema.json", "labels.json"
 BLUEPRINT_FILE = "blueprint.json"
@@ -389,13 +390,13 @@ class RunFolder:
                             np.load(io.BytesIO(self.read(FEATURES_TRAIN, manifest))),
                             np.load(io.BytesIO(self.read(FEATURES_VALIDATION, manifest))))
 
-    def scoring_labels(self, manifest: Manifest) -> dict[str, np.ndarray] | None:
-        """Every model's labels of the scoring rows (what their agreement is measured on); None for runs
-        published before they were kept."""
+    def scoring_labels(self, manifest: Manifest) -> pd.DataFrame | None:
+        """Every model's labels of the scoring rows (what their agreement is measured on), indexed by the
+        rows' keys; None for runs published before they were kept with their keys."""
         if SCORING_LABELS not in manifest.files:
             return None
         frame = pd.read_parquet(io.BytesIO(self.read(SCORING_LABELS, manifest)))
-        return {model_id: frame[model_id].to_numpy() for model_id in frame.columns}
+        return frame.set_index(SCORING_ROW) if SCORING_ROW in frame.columns else None
 
     def stage(self, draft: Manifest, files: dict[str, bytes | str]) -> Manifest:
         """Write ``files`` for the revision ``draft`` describes; return the draft listing them.

@@ -66,8 +66,10 @@ def mixture_bic(clusterer, X: np.ndarray) -> float:
     return float(estimator.bic(X)) if hasattr(estimator, "bic") else float("nan")
 
 
-def mean_agreement(labels: dict[str, np.ndarray]) -> dict[str, float]:
+def mean_agreement(labels) -> dict[str, float]:
     """Each labeling's mean adjusted Rand index with every other one of the same rows (NaN when alone).
+
+    ``labels``: name -> labels of the same rows (a dict of arrays, or a DataFrame's columns).
 
     The board's consensus: a clustering that many different models also find is less likely
     an artefact of one algorithm's assumptions.

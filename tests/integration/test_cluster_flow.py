@@ -11,9 +11,11 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.metrics import adjusted_rand_score
 
 import clusterflow
+from clusterflow import rerun as rerun_core
 from clusterflow.errors import InputValidationError, RunExistsError
 from clusterflow.leaderboard import COLUMNS, rank
 from clusterflow.run_folder import RunFolder
+from clusterflow.training import fit_and_score
 from flows.cluster import cluster
 from flows.predict import predict
 
@@ -190,3 +192,13 @@ def test_train_matrix_over_the_broadcast_budget_is_spread_over_the_workers(custo
     assert board["agreement"].notna().all()  # both scored on the same rows: their labels compare
     assigned = clusterflow.load_model(f"{run_uri}/models/kmeans-k4").assign(pd.read_csv(data))
     assert adjusted_rand_score(segments.loc[assigned["customer_id"]], assigned["cluster"]) >= 0.9
+    # A rerun on workers with room for the whole train matrix scores on every train row, not on the
+    # spread run's sample: the models' labels are compared on the rows both have.
+    cached = rerun_core.load_cached_run(run_uri)
+    results = [fit_and_score(spec, cached.features.X_train, cached.features.X_validation, silhouette_sample=10_000)
+               for spec in rerun_core.rerun_specs(cached, [3])]
+    assert len(results[0].scoring_keys) > len(cached.scoring_labels)
+    with RunFolder(run_uri).locked("rerun") as lock:
+        rerun_core.write_rerun(cached, results, lock)
+    board = pd.read_csv(f"{run_uri}/leaderboard.csv").set_index("model_id")
+    assert board.loc[["kmeans-k3", "gmm-k3", "kmeans-k4", "gmm-k4"], "agreement"].notna().all()

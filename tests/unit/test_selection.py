@@ -48,8 +48,24 @@ def test_scoring_rows_from_a_pool_are_those_of_the_pooled_sample():
     X = np.arange(200.0).reshape(100, 2)
     pool = np.sort(np.random.default_rng(5).choice(100, 40, replace=False))
     validation = -np.ones((10, 2))
-    np.testing.assert_array_equal(scoring_rows(X, validation, 30, seed=3, pool=pool),
-                                  scoring_rows(X[pool], validation, 30, seed=3))
+    (pooled, keys), (sampled, sample_keys) = (scoring_rows(X, validation, 30, seed=3, pool=pool),
+                                              scoring_rows(X[pool], validation, 30, seed=3))
+    np.testing.assert_array_equal(pooled, sampled)
+    np.testing.assert_array_equal(keys[:10], -1 - np.arange(10))  # validation rows, then train positions
+    np.testing.assert_array_equal(keys[10:], pool[sample_keys[10:]])
+    np.testing.assert_array_equal(pooled[10:], X[keys[10:]])
+
+
+def test_scoring_rows_are_keyed_by_train_position_whichever_matrix_a_candidate_got():
+    X, _ = make_blobs(n_samples=400, centers=3, random_state=4)
+    train, validation = X[:300], X[300:]
+    pool = np.sort(np.random.default_rng(6).choice(300, 150, replace=False))
+    spread = fit_and_score(CandidateSpec("kmeans", 3), train, validation, silhouette_sample=200, scoring_pool=pool)
+    sampled = fit_and_score(CandidateSpec("gmm", 3), train[pool], validation, silhouette_sample=200,
+                            train_rows=300, train_positions=pool)
+    np.testing.assert_array_equal(spread.scoring_keys, sampled.scoring_keys)
+    assert np.isin(spread.scoring_keys[spread.scoring_keys >= 0], pool).all()
+    assert len(scoring_labels([spread, sampled])) == 200
 
 
 def test_agreement_is_the_mean_adjusted_rand_index_with_the_other_models():
@@ -77,9 +93,12 @@ def test_a_rerun_measures_every_models_agreement_again(blob_results):
     assert top_model_id(without) == picks.iloc[0]["model_id"]
 
 
-def test_scoring_labels_of_other_rows_are_not_compared(blob_results):
-    earlier = {model_id: labels[:-1] for model_id, labels in scoring_labels(blob_results[:3]).items()}
-    assert merged_scoring_labels(earlier, blob_results[3:]) is None
+def test_earlier_scoring_labels_are_compared_on_the_rows_both_have(blob_results):
+    # A rerun on a cluster with another memory budget scores on other train rows: the shared ones count.
+    earlier = scoring_labels(blob_results[:3]).iloc[:-100]
+    merged = merged_scoring_labels(earlier, blob_results[3:])
+    assert merged.index.equals(earlier.index) and list(merged) == [r.spec.model_id for r in blob_results]
+    assert merged_scoring_labels(earlier.set_axis(earlier.index + 10_000), blob_results[3:]) is None
 
 
 def test_stability_is_high_for_the_true_clusters_and_lower_for_split_ones(blob_results):
