@@ -5,8 +5,8 @@ from prefect import flow, tags
 
 from clusterflow.errors import InputValidationError, Problem
 from clusterflow.large_tables import check_single_table_input
-from clusterflow.run_folder import RunFolder
-from clusterflow.run_folder import DEFAULT_RUNS_ROOT
+from clusterflow.promotion import promotion_lock
+from clusterflow.run_folder import DEFAULT_RUNS_ROOT, RunFolder
 from clusterflow.runs import dataset_name
 from flows.cluster import cluster
 from tasks.observe import label_run, run_name
@@ -39,11 +39,14 @@ def recluster(
     with tags(*label_run(dataset)):
         run_uri = cluster(data=data, k=k, algorithms=algorithms, mode=mode, runs_root=runs_root, dataset=dataset,
                           dask_address=dask_address, storage_options=storage_options)
-    with RunFolder(run_uri, storage_options).locked("recluster") as lock:
-        report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
-        publish_recluster(report, lock, storage_options)
-    if report.promote:
-        promote(run_uri, report.model_id, runs_root, dataset, report.reasons, storage_options)
+    # One recluster of a dataset compares with the promoted model and replaces it at a time: the
+    # next one compares with the model this one promotes, and new cluster ids are never handed out twice.
+    with promotion_lock(runs_root, dataset, "recluster", storage_options) as dataset_lock:
+        with RunFolder(run_uri, storage_options).locked("recluster") as lock:
+            report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
+            publish_recluster(report, lock, storage_options)
+        if report.promote:
+            promote(run_uri, report.model_id, runs_root, dataset, report.reasons, storage_options, dataset_lock)
     publish_recluster_artifact(report)
     print(f"{dataset}: {report.model_id} of {run_uri} {'promoted' if report.promote else 'not promoted'} "
           f"({'; '.join(report.reasons)})")

@@ -42,9 +42,9 @@ def publish_recluster(report: recluster.ReclusterReport, lock: RunLock, storage_
 
 @task(**IO)
 def promote(run_uri: str, model_id: str, runs_root: str, dataset: str, reasons: list[str],
-            storage_options: dict | None) -> promotion.Promotion:
+            storage_options: dict | None, lock: RunLock) -> promotion.Promotion:
     return promotion.promote(run_uri, model_id, runs_root=runs_root, dataset=dataset, reasons=reasons,
-                             storage_options=storage_options)
+                             storage_options=storage_options, lock=lock)
 
 
 @task(cache_policy=NO_CACHE)

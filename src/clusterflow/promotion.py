@@ -3,6 +3,9 @@
 ``<runs root>/datasets/<dataset>/promoted.json`` names the run and the model that
 ``predict`` uses when it is given a dataset instead of a model. It is written whole (one
 PUT on S3, a rename elsewhere), so a reader sees the old pointer or the new one, never a mix.
+Writers take the dataset's lock (``datasets/<dataset>/lock.json``, :func:`promotion_lock`):
+a promotion reads the pointer before it writes the next one (``next_cluster_id`` only grows),
+and a recluster compares its run with the promoted model it will replace.
 """
 from __future__ import annotations
 
@@ -10,12 +13,14 @@ import datetime as dt
 import json
 import math
 import posixpath
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
+from typing import Iterator
 
 import fsspec
 
 from .errors import InputValidationError, Problem, RunNotFoundError
-from .run_folder import LABELS_FILE, PROMOTED, SCHEMA_FILE, Manifest, RunFolder, model_file, model_folder
+from .run_folder import LABELS_FILE, PROMOTED, SCHEMA_FILE, Manifest, RunFolder, RunLock, model_file, model_folder
 from .runs import dataset_name
 from .storage import write_whole
 
@@ -47,8 +52,24 @@ def runs_root_of(run_uri: str) -> str:
     return run_uri.rstrip("/").rsplit("/", 1)[0] if "/" in run_uri.rstrip("/") else "."
 
 
+PROMOTION_WAIT_SECONDS = 600  # how long a promotion waits for another one (or a recluster's comparison)
+
+
+def dataset_folder(runs_root: str, dataset: str) -> str:
+    """The folder of a dataset's promotion pointer and its lock."""
+    return posixpath.join(runs_root.rstrip("/"), "datasets", dataset)
+
+
 def pointer_uri(runs_root: str, dataset: str) -> str:
-    return posixpath.join(runs_root.rstrip("/"), "datasets", dataset, PROMOTED)
+    return posixpath.join(dataset_folder(runs_root, dataset), PROMOTED)
+
+
+@contextmanager
+def promotion_lock(runs_root: str, dataset: str, purpose: str,
+                   storage_options: dict | None = None) -> Iterator[RunLock]:
+    """Hold the dataset's promotion lock (one promotion at a time), waiting for another holder to finish."""
+    with RunFolder(dataset_folder(runs_root, dataset), storage_options).locked(purpose, PROMOTION_WAIT_SECONDS) as lock:
+        yield lock
 
 
 def read_promoted(runs_root: str, dataset: str, storage_options: dict | None = None) -> Promotion | None:
@@ -61,11 +82,13 @@ def read_promoted(runs_root: str, dataset: str, storage_options: dict | None = N
 
 
 def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, dataset: str | None = None,
-            reasons: list[str] | None = None, storage_options: dict | None = None) -> Promotion:
+            reasons: list[str] | None = None, storage_options: dict | None = None,
+            lock: RunLock | None = None) -> Promotion:
     """Make ``model_id`` of the published run at ``run_uri`` its dataset's promoted model.
 
     ``dataset`` defaults to the one the run recorded, else the name of its input file;
-    ``runs_root`` to the folder that holds the run.
+    ``runs_root`` to the folder that holds the run. The promotion takes the dataset's
+    :func:`promotion_lock` unless the caller holds it (``lock``).
     """
     folder = RunFolder(run_uri, storage_options)
     manifest = folder.manifest()
@@ -77,13 +100,14 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     board = folder.leaderboard(manifest).set_index("model_id")
     silhouette = float(board.loc[model_id, "silhouette"])
     clusters = _cluster_ids(folder, manifest, model_id)
-    previous = read_promoted(runs_root, dataset, storage_options)
-    next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])
-    promotion = Promotion(dataset, run_uri, model_id, None if math.isnan(silhouette) else silhouette, clusters,
-                          next_id, reasons or ["promoted by hand"],
-                          dt.datetime.now(dt.timezone.utc).isoformat())
-    fs, path = fsspec.core.url_to_fs(pointer_uri(runs_root, dataset), **(storage_options or {}))
-    write_whole(fs, path, json.dumps(asdict(promotion), indent=2).encode())
+    with nullcontext(lock) if lock is not None else promotion_lock(runs_root, dataset, "promote", storage_options):
+        previous = read_promoted(runs_root, dataset, storage_options)
+        next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])
+        promotion = Promotion(dataset, run_uri, model_id, None if math.isnan(silhouette) else silhouette, clusters,
+                              next_id, reasons or ["promoted by hand"],
+                              dt.datetime.now(dt.timezone.utc).isoformat())
+        fs, path = fsspec.core.url_to_fs(pointer_uri(runs_root, dataset), **(storage_options or {}))
+        write_whole(fs, path, json.dumps(asdict(promotion), indent=2).encode())
     return promotion
 
 

@@ -33,10 +33,12 @@ import hashlib
 import hmac
 import io
 import json
+import logging
 import os
 import posixpath
 import signal
 import socket
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +78,8 @@ PROMOTED = "promoted.json"  # not in a run folder: <runs root>/datasets/<dataset
 SIGNING_KEY_ENV = "CLUSTERFLOW_SIGNING_KEY"
 LOCK_SECONDS_ENV = "CLUSTERFLOW_LOCK_SECONDS"
 DEFAULT_LOCK_SECONDS = 2 * 3600
+LOCK_POLL_SECONDS = 0.5  # how often a writer that waits for a lock looks again
+logger = logging.getLogger(__name__)
 KILL_AT_ENV = "CLUSTERFLOW_TEST_KILL_AT"
 
 
@@ -476,9 +480,10 @@ class RunFolder:
             raise RunLockedError(_locked_message(self, holder[0]))
 
     @contextmanager
-    def locked(self, purpose: str) -> Iterator["RunLock"]:
-        """Hold the run's lock (one writer at a time) for the duration of the block."""
-        lock = RunLock.acquire(self, purpose)
+    def locked(self, purpose: str, wait: float = 0.0) -> Iterator["RunLock"]:
+        """Hold the run's lock (one writer at a time) for the duration of the block; while another
+        live process holds it, wait up to ``wait`` seconds for it."""
+        lock = RunLock.acquire(self, purpose, wait)
         try:
             yield lock
         finally:
@@ -498,7 +503,24 @@ class RunLock:
     content: bytes
 
     @classmethod
-    def acquire(cls, folder: RunFolder, purpose: str) -> "RunLock":
+    def acquire(cls, folder: RunFolder, purpose: str, wait: float = 0.0) -> "RunLock":
+        """Take the lock; while a live process holds it, retry for up to ``wait`` seconds, then raise
+        :class:`RunLockedError`."""
+        deadline = time.monotonic() + wait
+        waiting = False
+        while True:
+            try:
+                return cls._acquire(folder, purpose)
+            except RunLockedError as exc:
+                if time.monotonic() >= deadline:
+                    raise
+                if not waiting:
+                    logger.warning("waiting up to %.0f s for the lock: %s", wait, exc)
+                    waiting = True
+                time.sleep(min(LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+
+    @classmethod
+    def _acquire(cls, folder: RunFolder, purpose: str) -> "RunLock":
         seconds = float(os.environ.get(LOCK_SECONDS_ENV, DEFAULT_LOCK_SECONDS))
         now = _now()
         token = uuid.uuid4().hex

@@ -349,6 +349,22 @@ def test_promote_mistakes(commands):
     assert "nope" in refused("promote of an unknown model", commands)
 
 
+def test_promote_waits_for_a_promotion_in_progress(published_run, tmp_path):
+    from clusterflow.promotion import promotion_lock, read_promoted
+    from clusterflow.run_folder import RunFolder
+
+    model_id, runs_root = RunFolder(published_run).manifest().top_model, str(tmp_path)
+    with promotion_lock(runs_root, "shop", "recluster"):
+        command = subprocess.Popen([CLUSTERFLOW, "promote", published_run, model_id, "--runs-root", runs_root,
+                                    "--dataset", "shop"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        waiting = command.stderr.readline()  # what the user reads while it waits
+        assert "waiting up to 600 s for the lock" in waiting and "being changed by a recluster" in waiting
+        assert command.poll() is None and read_promoted(runs_root, "shop") is None
+    out, err = command.communicate(timeout=120)
+    assert command.returncode == 0 and TRACEBACK not in waiting + out + err
+    assert f"promoted {model_id}" in out and read_promoted(runs_root, "shop").model_id == model_id
+
+
 @pytest.mark.parametrize("command", ["notify", "serve"])
 def test_commands_needing_a_prefect_server_say_so(commands, command):
     done = no_traceback(commands[f"{command} without a server"])

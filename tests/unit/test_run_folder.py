@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -94,6 +96,17 @@ def test_one_writer_at_a_time_and_a_dead_holder_does_not_block(folder):
     write_whole(folder.fs, f"{folder.path}/lock.json", json.dumps(expired).encode())
     with folder.locked("rerun") as lock:
         assert lock.held()
+
+
+def test_a_writer_may_wait_for_the_lock_to_be_released(folder):
+    held = folder.locked("promote")
+    held.__enter__()
+    threading.Timer(1.0, held.__exit__, (None, None, None)).start()
+    started = time.monotonic()
+    with pytest.raises(RunLockedError):
+        folder.locked("promote", wait=0.2).__enter__()  # still held when the wait ends
+    with folder.locked("promote", wait=30) as lock:
+        assert lock.held() and time.monotonic() - started >= 0.9
 
 
 def test_a_changed_or_unlisted_file_is_refused_by_name(folder):
