@@ -6,7 +6,7 @@ from prefect import flow, tags
 from clusterflow.errors import InputValidationError, Problem
 from clusterflow.large_tables import check_single_table_input
 from clusterflow.promotion import promotion_lock
-from clusterflow.run_folder import DEFAULT_RUNS_ROOT, RunFolder
+from clusterflow.run_folder import DEFAULT_RUNS_ROOT, RunFolder, lock_seconds
 from clusterflow.runs import dataset_name
 from flows.cluster import cluster
 from tasks.observe import label_run, run_name
@@ -41,7 +41,8 @@ def recluster(
                           dask_address=dask_address, storage_options=storage_options)
     # One recluster of a dataset compares with the promoted model and replaces it at a time: the
     # next one compares with the model this one promotes, and new cluster ids are never handed out twice.
-    with promotion_lock(runs_root, dataset, "recluster", storage_options) as dataset_lock:
+    # Unattended, it waits as long as a lock can be held rather than leave its run uncompared.
+    with promotion_lock(runs_root, dataset, "recluster", storage_options, wait=lock_seconds()) as dataset_lock:
         with RunFolder(run_uri, storage_options).locked("recluster") as lock:
             report = compare_with_promoted(run_uri, runs_root, dataset, tolerance, storage_options)
             publish_recluster(report, lock, storage_options)

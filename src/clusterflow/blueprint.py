@@ -68,28 +68,34 @@ def weigh_blocks_by_structure(featurizer: ColumnTransformer, F: np.ndarray, seed
     ``weighed_by_structure`` has its :func:`clusterflow.scoring.cluster_structure` measured;
     when two or more such blocks exist, each block's total variance is multiplied by its
     structure over their mean (within :data:`STRUCTURE_SHARE_RANGE`), so a block that holds the
-    groups (a location, a text) is not drowned by one that holds none. The blocks' scalers
-    are updated in place (their ``total_variance`` then says the weight given, and a refit of
-    a clone reproduces it). Returns ``F`` rescaled and, per measured block, its structure and share.
+    groups (a location, a text) is not drowned by one that holds none. A block whose structure
+    cannot be measured (constant, too few rows) keeps its weight. The blocks' scalers, fitted
+    and unfitted, are updated in place: their ``total_variance`` says the weight given, and a
+    clone of ``featurizer`` refitted gives its blocks the same weights without measuring again.
+    Returns ``F`` rescaled and, per weighted block, its structure and share.
     """
-    measured = {
+    blocks = {
         name: featurizer.output_indices_[name] for name, _, _ in featurizer.transformers_
         if name in MODALITIES and MODALITIES[name].weighed_by_structure
         and featurizer.output_indices_[name].stop > featurizer.output_indices_[name].start
     }
-    if len(measured) < 2:
+    if len(blocks) < 2:
         return F, {}
-    structure = {name: cluster_structure(F[:, columns], seed) for name, columns in measured.items()}
-    floored = {name: max(value, STRUCTURE_FLOOR) if np.isfinite(value) else STRUCTURE_FLOOR
-               for name, value in structure.items()}
+    structure = {name: value for name, columns in blocks.items()
+                 if np.isfinite(value := cluster_structure(F[:, columns], seed))}
+    if len(structure) < 2:
+        return F, {}
+    floored = {name: max(value, STRUCTURE_FLOOR) for name, value in structure.items()}
     mean = float(np.mean(list(floored.values())))
+    templates = {name: template for name, template, _ in featurizer.transformers}
     weighting = {}
-    for name, columns in measured.items():
+    for name in structure:
         share = float(np.clip(floored[name] / mean, *STRUCTURE_SHARE_RANGE))
         scaler = featurizer.named_transformers_[name][-1]
         scaler.set_params(total_variance=scaler.total_variance * share)
         scaler.scale_ *= np.sqrt(share)
-        F[:, columns] *= np.sqrt(share)
+        templates[name][-1].set_params(total_variance=scaler.total_variance)
+        F[:, blocks[name]] *= np.sqrt(share)
         weighting[name] = {"structure": structure[name], "structure_share": share}
     return F, weighting
 

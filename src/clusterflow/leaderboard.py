@@ -89,14 +89,19 @@ def merged_scoring_labels(earlier: pd.DataFrame | None, results: list[CandidateR
     """A run's models' labels of the scoring rows joined with more candidates', on the rows both have.
 
     A cluster with another memory budget draws other train rows to score on; the validation
-    rows are always shared. None when the earlier labels are unknown (runs published before
-    they were kept with their rows' keys) or no row is shared.
+    rows are always shared. Earlier labels without keys (published before the keys were kept)
+    are taken as of the same rows when there are as many. None when the earlier labels are
+    unknown or no row is shared.
     """
     if earlier is None:
         return None
     added = scoring_labels(results)
     if added.columns.empty:
         return earlier
+    if earlier.index.name != SCORING_ROW:
+        if len(earlier) != len(added):
+            return None
+        earlier = earlier.set_axis(added.index)
     merged = earlier.drop(columns=added.columns, errors="ignore").join(added, how="inner")
     return merged if len(merged) else None
 

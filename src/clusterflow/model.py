@@ -30,8 +30,10 @@ class ClusterModel(TransformerMixin, ClusterMixin, BaseEstimator):
     Parameters
     ----------
     featurizer : ColumnTransformer, optional
-        Per-modality featurizers (see :func:`clusterflow.blueprint.make_featurizer`);
-        default: the one made for the columns' roles.
+        Per-modality featurizers (see :func:`clusterflow.blueprint.make_featurizer`), used as
+        given (a fitted run's featurizer keeps its blocks' weights); default: the one made for
+        the columns' roles, its blocks weighted by their cluster structure
+        (:func:`clusterflow.blueprint.weigh_blocks_by_structure`).
     reducer : estimator or "passthrough", default="passthrough"
         Dimension reduction after featurization.
     clusterer : Clusterer, optional

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import fsspec
 
-from .errors import InputValidationError, Problem, RunNotFoundError
+from .errors import ConcurrentChangeError, InputValidationError, Problem, RunNotFoundError
 from .run_folder import LABELS_FILE, PROMOTED, SCHEMA_FILE, Manifest, RunFolder, RunLock, model_file, model_folder
 from .runs import dataset_name
 from .storage import write_whole
@@ -52,7 +52,7 @@ def runs_root_of(run_uri: str) -> str:
     return run_uri.rstrip("/").rsplit("/", 1)[0] if "/" in run_uri.rstrip("/") else "."
 
 
-PROMOTION_WAIT_SECONDS = 600  # how long a promotion waits for another one (or a recluster's comparison)
+PROMOTION_WAIT_SECONDS = 600  # how long `promote` waits for another promotion (or a recluster's comparison)
 
 
 def dataset_folder(runs_root: str, dataset: str) -> str:
@@ -65,10 +65,11 @@ def pointer_uri(runs_root: str, dataset: str) -> str:
 
 
 @contextmanager
-def promotion_lock(runs_root: str, dataset: str, purpose: str,
-                   storage_options: dict | None = None) -> Iterator[RunLock]:
-    """Hold the dataset's promotion lock (one promotion at a time), waiting for another holder to finish."""
-    with RunFolder(dataset_folder(runs_root, dataset), storage_options).locked(purpose, PROMOTION_WAIT_SECONDS) as lock:
+def promotion_lock(runs_root: str, dataset: str, purpose: str, storage_options: dict | None = None,
+                   wait: float = PROMOTION_WAIT_SECONDS) -> Iterator[RunLock]:
+    """Hold the dataset's promotion lock (one promotion at a time), waiting up to ``wait`` seconds
+    for another holder to finish."""
+    with RunFolder(dataset_folder(runs_root, dataset), storage_options).locked(purpose, wait) as lock:
         yield lock
 
 
@@ -100,6 +101,9 @@ def promote(run_uri: str, model_id: str, *, runs_root: str | None = None, datase
     board = folder.leaderboard(manifest).set_index("model_id")
     silhouette = float(board.loc[model_id, "silhouette"])
     clusters = _cluster_ids(folder, manifest, model_id)
+    if lock is not None and not lock.held():
+        raise ConcurrentChangeError(f"{dataset}: this promotion no longer holds the dataset's lock (it expired and "
+                                    "another writer took it); nothing was promoted")
     with nullcontext(lock) if lock is not None else promotion_lock(runs_root, dataset, "promote", storage_options):
         previous = read_promoted(runs_root, dataset, storage_options)
         next_id = max([previous.next_cluster_id if previous else 0, *(c + 1 for c in clusters)])

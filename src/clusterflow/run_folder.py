@@ -78,7 +78,7 @@ PROMOTED = "promoted.json"  # not in a run folder: <runs root>/datasets/<dataset
 SIGNING_KEY_ENV = "CLUSTERFLOW_SIGNING_KEY"
 LOCK_SECONDS_ENV = "CLUSTERFLOW_LOCK_SECONDS"
 DEFAULT_LOCK_SECONDS = 2 * 3600
-LOCK_POLL_SECONDS = 0.5  # how often a writer that waits for a lock looks again
+LOCK_POLL_SECONDS = (0.5, 5.0)  # a writer waiting for a lock looks again after 0.5 s, then ever less often
 logger = logging.getLogger(__name__)
 KILL_AT_ENV = "CLUSTERFLOW_TEST_KILL_AT"
 
@@ -396,11 +396,12 @@ class RunFolder:
 
     def scoring_labels(self, manifest: Manifest) -> pd.DataFrame | None:
         """Every model's labels of the scoring rows (what their agreement is measured on), indexed by the
-        rows' keys; None for runs published before they were kept with their keys."""
+        rows' keys (by position for runs published before the keys were kept); None for runs published
+        before the labels were kept."""
         if SCORING_LABELS not in manifest.files:
             return None
         frame = pd.read_parquet(io.BytesIO(self.read(SCORING_LABELS, manifest)))
-        return frame.set_index(SCORING_ROW) if SCORING_ROW in frame.columns else None
+        return frame.set_index(SCORING_ROW) if SCORING_ROW in frame.columns else frame
 
     def stage(self, draft: Manifest, files: dict[str, bytes | str]) -> Manifest:
         """Write ``files`` for the revision ``draft`` describes; return the draft listing them.
@@ -507,21 +508,21 @@ class RunLock:
         """Take the lock; while a live process holds it, retry for up to ``wait`` seconds, then raise
         :class:`RunLockedError`."""
         deadline = time.monotonic() + wait
-        waiting = False
+        pause = LOCK_POLL_SECONDS[0]
         while True:
             try:
                 return cls._acquire(folder, purpose)
             except RunLockedError as exc:
                 if time.monotonic() >= deadline:
                     raise
-                if not waiting:
+                if pause == LOCK_POLL_SECONDS[0]:
                     logger.warning("waiting up to %.0f s for the lock: %s", wait, exc)
-                    waiting = True
-                time.sleep(min(LOCK_POLL_SECONDS, max(deadline - time.monotonic(), 0.0)))
+                time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+                pause = min(2 * pause, LOCK_POLL_SECONDS[1])  # fewer requests to a store while a long change runs
 
     @classmethod
     def _acquire(cls, folder: RunFolder, purpose: str) -> "RunLock":
-        seconds = float(os.environ.get(LOCK_SECONDS_ENV, DEFAULT_LOCK_SECONDS))
+        seconds = lock_seconds()
         now = _now()
         token = uuid.uuid4().hex
         content = json.dumps({"token": token, "purpose": purpose, "pid": os.getpid(), "host": socket.gethostname(),
@@ -564,6 +565,11 @@ class RunLock:
         except FileNotFoundError:
             return
         delete_if_unchanged(self.folder.fs, path, etag, self.content)
+
+
+def lock_seconds() -> float:
+    """How long a lock taken now lasts unless released (``CLUSTERFLOW_LOCK_SECONDS``, default 2 hours)."""
+    return float(os.environ.get(LOCK_SECONDS_ENV, DEFAULT_LOCK_SECONDS))
 
 
 def _locked_message(folder: RunFolder, holder: dict) -> str:

@@ -150,7 +150,7 @@ def cluster_structure(X: np.ndarray, seed: int) -> float:
     if not X.var(axis=0).sum() > 0:
         return float("nan")
     if X.shape[1] > STRUCTURE_COMPONENTS:
-        X = PCA(STRUCTURE_COMPONENTS, random_state=seed).fit_transform(X)
+        X = PCA(min(STRUCTURE_COMPONENTS, len(X)), random_state=seed).fit_transform(X)
     excesses = [float("nan")]
     with threadpool_limits(limits=1):  # small fits; the run's other work keeps the cores
         for k in (k for k in STRUCTURE_K if k < len(X)):

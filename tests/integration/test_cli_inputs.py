@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -357,10 +359,17 @@ def test_promote_waits_for_a_promotion_in_progress(published_run, tmp_path):
     with promotion_lock(runs_root, "shop", "recluster"):
         command = subprocess.Popen([CLUSTERFLOW, "promote", published_run, model_id, "--runs-root", runs_root,
                                     "--dataset", "shop"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        waiting = command.stderr.readline()  # what the user reads while it waits
+        lines = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in command.stderr], daemon=True)
+        reader.start()
+        waiting = ""
+        while "waiting up to" not in waiting:  # what the user reads while it waits
+            waiting += lines.get(timeout=120)
         assert "waiting up to 600 s for the lock" in waiting and "being changed by a recluster" in waiting
         assert command.poll() is None and read_promoted(runs_root, "shop") is None
-    out, err = command.communicate(timeout=120)
+    command.wait(timeout=120)
+    reader.join(timeout=10)
+    out, err = command.stdout.read(), "".join(lines.queue)
     assert command.returncode == 0 and TRACEBACK not in waiting + out + err
     assert f"promoted {model_id}" in out and read_promoted(runs_root, "shop").model_id == model_id
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 
 from clusterflow import Clustering
@@ -100,8 +101,29 @@ def test_the_block_that_holds_the_groups_gets_the_larger_share_of_the_variance()
     np.testing.assert_allclose(featurizer.transform(frame), F)  # new rows are weighted as the fitted ones
 
 
-def test_one_measured_block_keeps_its_weight():
-    frame = pd.DataFrame({"x": np.arange(100.0), "plan": ["a", "b"] * 50})
+def test_a_refitted_clone_gives_the_blocks_the_same_weights():
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=list("abc"))
+    frame["latitude"], frame["longitude"] = (np.repeat([[38.5, -121.4], [38.7, -121.2]], 150, axis=0)
+                                             + rng.normal(scale=0.02, size=(300, 2))).T
     featurizer = make_featurizer(infer_roles(frame))
+    F, _ = weigh_blocks_by_structure(featurizer, featurizer.fit_transform(frame), seed=0)
+    np.testing.assert_allclose(clone(featurizer).fit_transform(frame), F)
+
+
+def test_one_measurable_block_keeps_its_weight():
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "y": rng.normal(size=100), "plan": ["a", "b"] * 50,
+                          "latitude": 38.5, "longitude": -121.4})  # one location: nothing to measure
+    featurizer = make_featurizer(infer_roles(frame, {"latitude": "latitude", "longitude": "longitude"}))
     F = featurizer.fit_transform(frame)
+    assert "geo" in featurizer.named_transformers_ and "numeric" in featurizer.named_transformers_
     assert weigh_blocks_by_structure(featurizer, F.copy(), seed=0)[1] == {}
+
+
+def test_a_ten_row_table_with_a_wide_block_is_weighted():
+    rng = np.random.default_rng(9)
+    frame = pd.DataFrame(rng.normal(size=(10, 12)), columns=[f"x{i}" for i in range(12)])
+    frame["latitude"], frame["longitude"] = 38.5 + rng.normal(size=10), -121.4 + rng.normal(size=10)
+    clustering = Clustering(k=[2], algorithms=["kmeans"]).fit(frame)
+    assert len(clustering.labels_) == 10

@@ -99,6 +99,10 @@ def test_earlier_scoring_labels_are_compared_on_the_rows_both_have(blob_results)
     merged = merged_scoring_labels(earlier, blob_results[3:])
     assert merged.index.equals(earlier.index) and list(merged) == [r.spec.model_id for r in blob_results]
     assert merged_scoring_labels(earlier.set_axis(earlier.index + 10_000), blob_results[3:]) is None
+    # Labels published before the rows' keys were kept: the same rows when there are as many.
+    unkeyed = scoring_labels(blob_results[:3]).reset_index(drop=True)
+    assert merged_scoring_labels(unkeyed, blob_results[3:]).equals(scoring_labels(blob_results))
+    assert merged_scoring_labels(unkeyed.iloc[:-1], blob_results[3:]) is None
 
 
 def test_stability_is_high_for_the_true_clusters_and_lower_for_split_ones(blob_results):
