@@ -91,9 +91,7 @@ def weigh_blocks_by_structure(featurizer: ColumnTransformer, F: np.ndarray, seed
     weighting = {}
     for name in structure:
         share = float(np.clip(floored[name] / mean, *STRUCTURE_SHARE_RANGE))
-        scaler = featurizer.named_transformers_[name][-1]
-        scaler.set_params(total_variance=scaler.total_variance * share)
-        scaler.scale_ *= np.sqrt(share)
+        scaler = featurizer.named_transformers_[name][-1].reweigh(share)
         templates[name][-1].set_params(total_variance=scaler.total_variance)
         F[:, blocks[name]] *= np.sqrt(share)
         weighting[name] = {"structure": structure[name], "structure_share": share}

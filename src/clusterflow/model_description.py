@@ -118,7 +118,8 @@ def _block(name: str, block, columns: list[str]) -> dict:
     return {"modality": name, "columns": columns, "featurizer": " -> ".join(steps), "summary": summary,
             "column_details": per_column, "settings": _settings(featurizer),
             "width": int(scaler.n_features_in_), "weight": scaler.total_variance / len(columns),
-            "total_variance": float(scaler.total_variance), "scale": float(scaler.scale_)}
+            "total_variance": float(scaler.total_variance), "scale": float(scaler.scale_),
+            "structure_share": getattr(scaler, "structure_share_", None)}
 
 
 def _settings(featurizer) -> dict:
@@ -273,8 +274,10 @@ def blueprint_tree(blueprint: dict, max_columns: int | None = None) -> list[tupl
         settings = ", ".join(f"{k}={v}" for k, v in b["settings"].items())
         children = [(b["summary"], []), *([(f"settings: {settings}", [])] if settings and max_columns is None else []),
                     *details]
+        structure = (f", x{b['structure_share']:.2f} by its cluster structure"
+                     if b.get("structure_share") is not None else "")
         blocks.append((f"{b['modality']}: {_count(len(b['columns']), 'column')} -> {_count(b['width'], 'feature')}, "
-                       f"weight {b['weight']:g} ({b['variance_share']:.0%} of the variance)", children))
+                       f"weight {b['weight']:.3g} ({b['variance_share']:.0%} of the variance{structure})", children))
     nodes = [(f"blocks -> {_count(blueprint['featurized_width'], 'feature')}", blocks)]
     if blueprint["dropped"]:
         nodes.append(("not featurized", [(f"{d['column']} ({d['role']}): {d['why']}", [])

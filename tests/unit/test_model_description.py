@@ -59,6 +59,12 @@ def test_blocks_report_the_fitted_widths_weights_and_settings(run):
     categorical = next(b for b in blueprint["blocks"] if b["modality"] == "categorical")
     assert HOSTILE_LEVEL in categorical["column_details"]["plan"]
     assert sum(b["variance_share"] for b in blueprint["blocks"]) == pytest.approx(1.0)
+    shares = {b["modality"]: b["structure_share"] for b in blueprint["blocks"]}
+    assert {name: weighting["structure_share"] for name, weighting in prepared.block_structure.items()} == {
+        name: share for name, share in shares.items() if share is not None}
+    assert shares["categorical"] is None and len(prepared.block_structure) >= 2  # numeric, text, geo measured
+    tree = "\n".join(format_tree(blueprint_tree(blueprint)))
+    assert f"x{shares['geo']:.2f} by its cluster structure" in tree
 
 
 def test_reducer_is_the_fitted_reducer(run):

@@ -108,7 +108,14 @@ class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
     ----------
     total_variance : float, default=1.0
         The block's total variance after scaling (its number of input columns times
-        the user's weight for the modality).
+        the user's weight for the modality, times its :meth:`reweigh` share).
+
+    Attributes
+    ----------
+    scale_ : float
+        The factor the block is multiplied by.
+    structure_share_ : float
+        Only after :meth:`reweigh`: the share its cluster structure gave the block.
     """
 
     _parameter_constraints: dict = {"total_variance": [Interval(Real, 0, None, closed="left")]}
@@ -127,3 +134,12 @@ class TotalVarianceScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator)
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False, ensure_all_finite=True)
         return X * self.scale_
+
+    def reweigh(self, share: float) -> "TotalVarianceScaler":
+        """Multiply the fitted block's total variance by ``share`` (its cluster structure's share,
+        :func:`clusterflow.blueprint.weigh_blocks_by_structure`), as if it had been fitted with it."""
+        check_is_fitted(self)
+        self.total_variance *= share
+        self.scale_ *= float(np.sqrt(share))
+        self.structure_share_ = share
+        return self

@@ -186,16 +186,19 @@ def blueprint_diagram(blueprint: dict) -> str:
     for block in blueprint["blocks"]:
         inputs = _input_lines(block["columns"])
         featurizer = [*_wrap(block["summary"], STAGES["featurizer"][1], 3),
-                      f"→ {block['width']:,} features · weight {block['weight']:g}",
+                      f"→ {block['width']:,} features · weight {block['weight']:.3g}",
                       f"{block['variance_share']:.0%} of the variance"]
+        structure = (f", x{block['structure_share']:.2f} by its cluster structure"
+                     if block.get("structure_share") is not None else "")
         height = _node_height(max(len(inputs), len(featurizer)))
         details = "\n".join(f"{c}: {block['column_details'].get(c, '')}".rstrip(": ") for c in block["columns"])
         settings = "\n".join(f"{k} = {v}" for k, v in block["settings"].items())
         parts.append(_node("inputs", y, height, f"{block['modality']} columns", inputs,
                            f"{block['modality']} inputs ({len(block['columns'])}):\n{details}"))
         parts.append(_node("featurizer", y, height, f"{block['modality']} featurizer", featurizer,
-                           f"{block['featurizer']}\n{block['summary']}\nwidth {block['width']:,}, weight {block['weight']:g} per column, "
-                           f"total variance {block['total_variance']:g} ({block['variance_share']:.1%})\n{settings}"))
+                           f"{block['featurizer']}\n{block['summary']}\nwidth {block['width']:,}, weight {block['weight']:.3g} per "
+                           f"column, total variance {block['total_variance']:.3g} ({block['variance_share']:.1%}{structure})"
+                           f"\n{settings}"))
         parts.append(_edge("inputs", "featurizer", y + height / 2, y + height / 2))
         block_ends.append(y + height / 2)
         y += height + NODE_GAP
