@@ -169,8 +169,8 @@ def fit_and_score_shared(spec: CandidateSpec, shared: SharedMatrices, silhouette
     """
     if shared.spread_train is not None and REGISTRY[spec.algorithm].build_distributed is not None:
         return fit_and_score(spec, shared.spread_train, shared.validation.result(),
-                             silhouette_sample=silhouette_sample, scoring_pool=shared.train_sample)
+                             silhouette_sample=silhouette_sample, train_sample=shared.train_sample)
     return shared.train.client.submit(
         fit_and_score, spec, shared.train, shared.validation, silhouette_sample=silhouette_sample,
-        threads=shared.threads, train_rows=shared.train_rows, train_positions=shared.train_sample, pure=False,
+        threads=shared.threads, train_rows=shared.train_rows, train_sample=shared.train_sample, pure=False,
         key=f"fit-{spec.model_id}-{id(shared)}").result()

@@ -35,6 +35,7 @@ COLUMNS = ["rank", "model_id", "algorithm", "k_requested", "clusters", "silhouet
            "status", "error", "note", "modalities", "silhouette_pooled", "reference_silhouette", "silhouette_excess",
            "stability", "bic", "agreement", "algorithm_pick"]
 RANKED_BY = {"auto": "agreement", "silhouette": "silhouette"}  # metric -> the column that orders the top models
+SCORED_BY = {"auto": "silhouette_excess", "silhouette": "silhouette"}  # metric -> the score a top model must have
 STABLE = 0.7  # metric auto: an algorithm picks among its models at least this stable under resampling
 PICKED_BY_BIC, PICKED_BY_EXCESS = "lowest BIC", "highest silhouette excess"
 
@@ -126,8 +127,7 @@ def rank(board: pd.DataFrame, metric: str = "auto") -> pd.DataFrame:
     # A lattice of one-hot levels, or clusters a resample moves, scores a high silhouette and no segment.
     unstable = ~(board["stability"] >= STABLE) if metric == "auto" else False
     board = board.assign(_failed=board["status"] != "ok", _unstable=unstable)
-    within = "silhouette_excess" if metric == "auto" else "silhouette"
-    board = board.sort_values(["_failed", "_unstable", within, "silhouette", "model_id"],
+    board = board.sort_values(["_failed", "_unstable", SCORED_BY[metric], "silhouette", "model_id"],
                               ascending=[True, True, False, False, True], na_position="last", kind="stable")
     board = board.drop(columns=["_failed", "_unstable"]).assign(algorithm_pick="")
     if metric == "auto":
@@ -155,7 +155,7 @@ def top_model_id(board: pd.DataFrame, metric: str = "auto") -> str:
     """The first ranked model with a defined score (silhouette excess, or validation silhouette for
     ``metric="silhouette"``), else the first that trained."""
     ok = board[board["status"] == "ok"]
-    scored = ok[ok["silhouette_excess" if metric == "auto" else "silhouette"].notna()]
+    scored = ok[ok[SCORED_BY[metric]].notna()]
     return str((scored if len(scored) else ok).iloc[0]["model_id"])
 
 

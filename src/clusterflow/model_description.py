@@ -122,6 +122,12 @@ def _block(name: str, block, columns: list[str]) -> dict:
             "structure_share": getattr(scaler, "structure_share_", None)}
 
 
+def structure_note(block: dict) -> str:
+    """", x1.23 by its cluster structure" for a blueprint block its cluster structure reweighed, else ""."""
+    share = block.get("structure_share")
+    return f", x{share:.2f} by its cluster structure" if share is not None else ""
+
+
 def _settings(featurizer) -> dict:
     """A featurizer's shown settings; for a pipeline, each step's, keyed ``step.param``."""
     steps = getattr(featurizer, "steps", None)
@@ -274,10 +280,8 @@ def blueprint_tree(blueprint: dict, max_columns: int | None = None) -> list[tupl
         settings = ", ".join(f"{k}={v}" for k, v in b["settings"].items())
         children = [(b["summary"], []), *([(f"settings: {settings}", [])] if settings and max_columns is None else []),
                     *details]
-        structure = (f", x{b['structure_share']:.2f} by its cluster structure"
-                     if b.get("structure_share") is not None else "")
         blocks.append((f"{b['modality']}: {_count(len(b['columns']), 'column')} -> {_count(b['width'], 'feature')}, "
-                       f"weight {b['weight']:.3g} ({b['variance_share']:.0%} of the variance{structure})", children))
+                       f"weight {b['weight']:.3g} ({b['variance_share']:.0%} of the variance{structure_note(b)})", children))
     nodes = [(f"blocks -> {_count(blueprint['featurized_width'], 'feature')}", blocks)]
     if blueprint["dropped"]:
         nodes.append(("not featurized", [(f"{d['column']} ({d['role']}): {d['why']}", [])

@@ -100,7 +100,7 @@ def write_rerun(cached: CachedRun, results: list[CandidateResult], lock: RunLock
     top = top_model_id(board, metric)
     files[LEADERBOARD] = board.to_csv(index=False)
     if labels is not None:
-        files[SCORING_LABELS] = frame_to_parquet_bytes(labels.reset_index())
+        files[SCORING_LABELS] = RunFolder.scoring_labels_file(labels)
     if top != manifest.top_model:  # a new model, or an earlier one that agrees more with the new ones
         top_model = trained[top] if top in trained else load_published_model(folder, manifest, top)
         files[ASSIGNMENTS] = frame_to_parquet_bytes(top_model.assignments(cached.row_ids,

@@ -52,7 +52,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import (ConcurrentChangeError, InputValidationError, IntegrityError, Problem, RunExistsError,
                      RunLockedError, RunNotFoundError)
 from .partition import Partition
-from .storage import create_new, delete_if_unchanged, etag_of, replace_if_unchanged, write_whole
+from .storage import (create_new, delete_if_unchanged, etag_of, frame_to_parquet_bytes, replace_if_unchanged,
+                      write_whole)
 
 SCHEMA_VERSION = 2
 
@@ -393,6 +394,11 @@ class RunFolder:
         return FeatureCache(Partition(train=partition["train"], validation=partition["validation"]),
                             np.load(io.BytesIO(self.read(FEATURES_TRAIN, manifest))),
                             np.load(io.BytesIO(self.read(FEATURES_VALIDATION, manifest))))
+
+    @staticmethod
+    def scoring_labels_file(labels: pd.DataFrame) -> bytes:
+        """The file :meth:`scoring_labels` reads: ``labels`` (indexed by row key) with the keys as a column."""
+        return frame_to_parquet_bytes(labels.reset_index())
 
     def scoring_labels(self, manifest: Manifest) -> pd.DataFrame | None:
         """Every model's labels of the scoring rows (what their agreement is measured on), indexed by the

@@ -193,7 +193,7 @@ def write_run_files(folder: RunFolder, run_id: str, inputs: RunInputs, prepared:
                                                                     len(prepared.partition.train))
     features = feature_cache(prepared)
     files[LEADERBOARD] = board.to_csv(index=False)
-    files[SCORING_LABELS] = frame_to_parquet_bytes(scoring_labels(results).reset_index())
+    files[SCORING_LABELS] = RunFolder.scoring_labels_file(scoring_labels(results))
     if inputs.sample is None:
         files[ASSIGNMENTS] = frame_to_parquet_bytes(models[top].assignments(inputs.frame, features.full_matrix()))
     else:  # every row is assigned on the cluster (large_tables.assign_every_row); the sample's rows are kept

@@ -67,15 +67,13 @@ def candidate_specs(algorithms: list[Algorithm], k_values: list[int], seed: int)
 
 def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, silhouette_sample: int,
                   threads: int | None = None, train_rows: int | None = None,
-                  scoring_pool: np.ndarray | None = None,
-                  train_positions: np.ndarray | None = None) -> CandidateResult:
+                  train_sample: np.ndarray | None = None) -> CandidateResult:
     """Fit one candidate and score it on the validation rows; failures come back as ``error``.
 
     ``X_train`` is a matrix, or a Dask array spread over the workers; ``train_rows`` is
-    the size of the whole train partition when ``X_train`` is a sample of it, and
-    ``train_positions`` the sample's positions in it (they key the scoring rows);
-    ``scoring_pool``, the positions in ``X_train`` of the sample the other candidates
-    got (see :func:`scoring_rows`).
+    the size of the whole train partition when ``X_train`` is a sample of it.
+    ``train_sample``: the positions in the train partition of the sample every candidate
+    tops its scoring rows up from (see :func:`scoring_rows`), when the run has one.
     """
     result = CandidateResult(spec)
     try:
@@ -86,7 +84,7 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
             started = time.perf_counter()
             labels = clusterer.predict(X_validation)
             result.scores = score_labels(X_validation, labels, sample_size=silhouette_sample, seed=spec.seed)
-            X_scored, keys = scoring_rows(X_train, X_validation, silhouette_sample, spec.seed, scoring_pool)
+            X_scored, keys = scoring_rows(X_train, X_validation, silhouette_sample, spec.seed, train_sample)
             scored_labels = clusterer.predict(X_scored)
             result.scores["silhouette_pooled"] = (
                 result.scores["silhouette"] if len(X_scored) == len(X_validation)
@@ -96,10 +94,7 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
                 silhouette=result.scores["silhouette_pooled"])
             result.scores["stability"] = resample_stability(spec, X_train, X_scored, scored_labels)
             result.scores["bic"] = mixture_bic(clusterer, X_scored)
-            result.scoring_labels = scored_labels.astype(np.int32)
-            if train_positions is not None:
-                keys[keys >= 0] = train_positions[keys[keys >= 0]]
-            result.scoring_keys = keys
+            result.scoring_labels, result.scoring_keys = scored_labels.astype(np.int32), keys
             result.score_seconds = time.perf_counter() - started
         result.clusterer = clusterer
         if clusterer.fit_rows_ < (train_rows or X_train.shape[0]):
@@ -111,24 +106,26 @@ def fit_and_score(spec: CandidateSpec, X_train, X_validation: np.ndarray, *, sil
 
 
 def scoring_rows(X_train, X_validation: np.ndarray, size: int, seed: int,
-                 pool: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 sample: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The validation rows, topped up to ``size`` rows with a seeded sample of train rows when fewer,
-    and the rows' keys: ``-1 - i`` for validation row ``i``, the position in ``X_train`` for a train row.
+    and the rows' keys: ``-1 - i`` for validation row ``i``, a train row's position in the train partition.
 
     Silhouette on a small validation partition is noise (36 rows of a 178-row table told
     k=2 from k=3 by 0.015); the clusterer's labels of train rows are as good as any.
-    ``pool`` (sorted positions in ``X_train``) limits the top-up to those rows: the same
-    rows, for the same seed, as ``X_train[pool]`` would give. The keys let labels of scoring
-    rows drawn another time (a rerun on another cluster) be compared on the rows they share.
+    ``sample`` (sorted positions in the train partition) limits the top-up to those rows;
+    ``X_train`` is then the whole partition or the sample itself, and both give the same rows
+    for the same seed. The keys let labels of scoring rows drawn another time (a rerun on
+    another cluster) be compared on the rows they share.
     """
     keys = -1 - np.arange(len(X_validation))
-    candidates = X_train.shape[0] if pool is None else len(pool)
+    candidates = X_train.shape[0] if sample is None else len(sample)
     missing = min(size - len(X_validation), candidates)
     if missing <= 0:
         return X_validation, keys
     rows = np.sort(np.random.default_rng(seed).choice(candidates, missing, replace=False))
-    train = rows if pool is None else pool[rows]
-    return np.vstack([X_validation, _rows(X_train, train)]), np.concatenate([keys, train])
+    positions = rows if sample is None else sample[rows]
+    within = rows if X_train.shape[0] == candidates else positions  # X_train is the sample, or the whole partition
+    return np.vstack([X_validation, _rows(X_train, within)]), np.concatenate([keys, positions])
 
 
 def resample_stability(spec: CandidateSpec, X_train, X_scored: np.ndarray, labels: np.ndarray) -> float:

@@ -48,11 +48,11 @@ def test_scoring_rows_from_a_pool_are_those_of_the_pooled_sample():
     X = np.arange(200.0).reshape(100, 2)
     pool = np.sort(np.random.default_rng(5).choice(100, 40, replace=False))
     validation = -np.ones((10, 2))
-    (pooled, keys), (sampled, sample_keys) = (scoring_rows(X, validation, 30, seed=3, pool=pool),
-                                              scoring_rows(X[pool], validation, 30, seed=3))
+    (pooled, keys), (sampled, sample_keys) = (scoring_rows(X, validation, 30, seed=3, sample=pool),
+                                              scoring_rows(X[pool], validation, 30, seed=3, sample=pool))
     np.testing.assert_array_equal(pooled, sampled)
     np.testing.assert_array_equal(keys[:10], -1 - np.arange(10))  # validation rows, then train positions
-    np.testing.assert_array_equal(keys[10:], pool[sample_keys[10:]])
+    np.testing.assert_array_equal(keys, sample_keys)
     np.testing.assert_array_equal(pooled[10:], X[keys[10:]])
 
 
@@ -60,9 +60,9 @@ def test_scoring_rows_are_keyed_by_train_position_whichever_matrix_a_candidate_g
     X, _ = make_blobs(n_samples=400, centers=3, random_state=4)
     train, validation = X[:300], X[300:]
     pool = np.sort(np.random.default_rng(6).choice(300, 150, replace=False))
-    spread = fit_and_score(CandidateSpec("kmeans", 3), train, validation, silhouette_sample=200, scoring_pool=pool)
+    spread = fit_and_score(CandidateSpec("kmeans", 3), train, validation, silhouette_sample=200, train_sample=pool)
     sampled = fit_and_score(CandidateSpec("gmm", 3), train[pool], validation, silhouette_sample=200,
-                            train_rows=300, train_positions=pool)
+                            train_rows=300, train_sample=pool)
     np.testing.assert_array_equal(spread.scoring_keys, sampled.scoring_keys)
     assert np.isin(spread.scoring_keys[spread.scoring_keys >= 0], pool).all()
     assert len(scoring_labels([spread, sampled])) == 200

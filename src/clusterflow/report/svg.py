@@ -5,6 +5,8 @@ from html import escape
 
 import numpy as np
 
+from ..model_description import structure_note
+
 PALETTE = ("#4269d0", "#efb118", "#ff725c", "#6cc5b0", "#3ca951", "#ff8ab7", "#a463f2", "#97bbf5", "#9c6b4e",
            "#9498a0")
 NOISE_COLOUR = "#b8b8b8"
@@ -188,8 +190,6 @@ def blueprint_diagram(blueprint: dict) -> str:
         featurizer = [*_wrap(block["summary"], STAGES["featurizer"][1], 3),
                       f"→ {block['width']:,} features · weight {block['weight']:.3g}",
                       f"{block['variance_share']:.0%} of the variance"]
-        structure = (f", x{block['structure_share']:.2f} by its cluster structure"
-                     if block.get("structure_share") is not None else "")
         height = _node_height(max(len(inputs), len(featurizer)))
         details = "\n".join(f"{c}: {block['column_details'].get(c, '')}".rstrip(": ") for c in block["columns"])
         settings = "\n".join(f"{k} = {v}" for k, v in block["settings"].items())
@@ -197,7 +197,7 @@ def blueprint_diagram(blueprint: dict) -> str:
                            f"{block['modality']} inputs ({len(block['columns'])}):\n{details}"))
         parts.append(_node("featurizer", y, height, f"{block['modality']} featurizer", featurizer,
                            f"{block['featurizer']}\n{block['summary']}\nwidth {block['width']:,}, weight {block['weight']:.3g} per "
-                           f"column, total variance {block['total_variance']:.3g} ({block['variance_share']:.1%}{structure})"
+                           f"column, total variance {block['total_variance']:.3g} ({block['variance_share']:.1%}{structure_note(block)})"
                            f"\n{settings}"))
         parts.append(_edge("inputs", "featurizer", y + height / 2, y + height / 2))
         block_ends.append(y + height / 2)
