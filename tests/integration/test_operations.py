@@ -27,6 +27,7 @@ from deployments.local_server import stop_process_group
 REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("clusterflow"))
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+RETRIED_STATUSES = {429, 502, 503}  # a busy SQLite-backed server answers 503 to a write it could not make in time
 
 
 # ---------------------------------------------------------------- prefect.yaml == served deployments
@@ -80,18 +81,29 @@ def served(server, tmp_path_factory, dask_address):
         deadline = time.monotonic() + 90
         while True:
             assert process.poll() is None, (server["home"] / "serve.log").read_text()[-3000:]
-            names = {d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
-            automations = httpx.post(f"{api}/automations/filter", json={}).json()
+            names = {d["name"] for d in _post(f"{api}/deployments/filter", {}).json()}
+            automations = _post(f"{api}/automations/filter", {}).json()
             if names == {"cluster-nightly", "recluster-on-new-data", "predict"} and automations:
                 break
             assert time.monotonic() < deadline, f"serve did not register its deployments: {names}"
             time.sleep(0.5)
-        deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}).json()}
+        deployments = {d["name"]: d for d in _post(f"{api}/deployments/filter", {}).json()}
         yield {"api": api, "env": server["env"], "runs_root": str(runs_root), "deployments": deployments,
                "log": server["home"] / "serve.log"}
     finally:
         stop_process_group(process)
         log.close()
+
+
+def _post(url: str, payload: dict) -> httpx.Response:
+    """POST to the Prefect API, retrying a busy server's 429/502/503 as Prefect's own client does."""
+    for attempt in range(6):
+        response = httpx.post(url, json=payload)
+        if response.status_code not in RETRIED_STATUSES:
+            break
+        time.sleep(0.5 * 2 ** attempt)
+    response.raise_for_status()
+    return response
 
 
 def _notify(served, *args: str) -> float:
@@ -102,7 +114,7 @@ def _notify(served, *args: str) -> float:
 
 
 def _runs_of(served, deployment: str, data: str) -> list[dict]:
-    response = httpx.post(f"{served['api']}/flow_runs/filter", json={
+    response = _post(f"{served['api']}/flow_runs/filter", {
         "flow_runs": {"deployment_id": {"any_": [served["deployments"][deployment]["id"]]}}, "sort": "START_TIME_ASC"})
     return [r for r in response.json() if r["parameters"].get("data") == data]
 
@@ -120,8 +132,7 @@ def _wait_for_runs(served, deployment: str, data: str, count: int = 1, timeout: 
         time.sleep(1)
     for run in runs:
         if run["state_type"] != "COMPLETED":
-            logs = httpx.post(f"{served['api']}/logs/filter",
-                              json={"logs": {"flow_run_id": {"any_": [run["id"]]}}}).json()
+            logs = _post(f"{served['api']}/logs/filter", {"logs": {"flow_run_id": {"any_": [run["id"]]}}}).json()
             pytest.fail(f"run {run['name']} ended {run['state_name']}:\n" + "\n".join(l["message"] for l in logs))
     return runs
 
@@ -223,9 +234,8 @@ def test_predict_deployment_scores_with_the_promoted_model(served, customers_pro
     _, data, table = customers_promoted
     out = str(tmp_path / "scored.parquet")
     deployment = served["deployments"]["predict"]
-    response = httpx.post(f"{served['api']}/deployments/{deployment['id']}/create_flow_run",
-                          json={"parameters": {"data": data, "out": out, "dataset": "customers"}})
-    response.raise_for_status()
+    _post(f"{served['api']}/deployments/{deployment['id']}/create_flow_run",
+          {"parameters": {"data": data, "out": out, "dataset": "customers"}})
     _wait_for_runs(served, "predict", data)
     promoted = clusterflow.load_model(read_promoted(served["runs_root"], "customers").model_uri)
     scored = pd.read_parquet(out)
